@@ -1,0 +1,152 @@
+"""Operator configuration from INCIDENTOPS_* environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from incidentops.api.v1alpha1.common import Severity, parse_duration
+
+PREFIX = "INCIDENTOPS_"
+
+DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
+    "critical": Severity.SEV1,
+    "page": Severity.SEV1,
+    "p0": Severity.SEV1,
+    "sev1": Severity.SEV1,
+    "high": Severity.SEV2,
+    "error": Severity.SEV2,
+    "major": Severity.SEV2,
+    "p1": Severity.SEV2,
+    "sev2": Severity.SEV2,
+    "warning": Severity.SEV3,
+    "medium": Severity.SEV3,
+    "p2": Severity.SEV3,
+    "sev3": Severity.SEV3,
+    "low": Severity.SEV4,
+    "minor": Severity.SEV4,
+    "p3": Severity.SEV4,
+    "sev4": Severity.SEV4,
+    "info": Severity.SEV5,
+    "informational": Severity.SEV5,
+    "none": Severity.SEV5,
+    "p4": Severity.SEV5,
+    "sev5": Severity.SEV5,
+}
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the variable and what is expected."""
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class Config(BaseModel):
+    """Every setting, with the variable that sets it in the field's description."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    http_host: str = "0.0.0.0"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    namespaces: list[str] = Field(default=[], description="Watched namespaces; empty means all.")
+    incident_namespace: str = Field(default="", description="Where incidents go when no watched namespace fits.")
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    webhook_auth: Literal["token", "none"] = "token"
+    webhook_token: str = ""
+    webhook_token_secret: str = Field(default="", description="namespace/name/key of a Secret holding the token.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    severity_labels: list[str] = ["severity", "priority"]
+    severity_map: dict[str, Severity] = dict(DEFAULT_SEVERITY_MAP)
+    default_severity: Severity = Severity.SEV3
+    service_labels: list[str] = ["service", "app", "job", "deployment"]
+    correlation_labels: list[str] = Field(
+        default=[], description="Labels forming the correlation key; empty means namespace + service."
+    )
+    dedup_labels: list[str] = Field(default=[], description="Labels forming the dedup key; empty: fingerprint.")
+    correlation_window: str = "5m"
+    auto_resolve: bool = True
+    recent_alerts: Annotated[int, Field(ge=1, le=10)] = 10
+    peering: str = Field(default="standalone", description="Kopf peering name, or 'standalone'.")
+    priority: int = 0
+    kube_workers: Annotated[int, Field(ge=1, le=128)] = 16
+
+    @field_validator("correlation_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("webhook_token_secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value and len(value.split("/")) != 3:
+            raise ValueError("expected namespace/name/key")
+        return value
+
+    @property
+    def correlation_window_seconds(self) -> float:
+        return parse_duration(self.correlation_window).total_seconds()
+
+    @property
+    def home_namespace(self) -> str:
+        """The namespace for incidents whose alert names no watched namespace."""
+        return self.incident_namespace or (self.namespaces[0] if self.namespaces else "default")
+
+    def watches(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
+
+
+_LIST_FIELDS = {"namespaces", "severity_labels", "service_labels", "correlation_labels", "dedup_labels"}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration; raises ConfigError with the offending variable named."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    known = set(Config.model_fields)
+    for key, value in env.items():
+        if not key.startswith(PREFIX) or key == PREFIX + "CACHE":
+            continue
+        field = key[len(PREFIX) :].lower()
+        if field not in known:
+            continue
+        if field in _LIST_FIELDS:
+            raw[field] = _csv(value)
+        elif field == "severity_map":
+            try:
+                overrides = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"{key}: not JSON ({error.msg}); expected e.g. '{{\"p1\": \"SEV1\"}}'") from None
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"{key}: expected a JSON object mapping label values to SEV1..SEV5")
+            raw[field] = {**DEFAULT_SEVERITY_MAP, **{str(k).lower(): v for k, v in overrides.items()}}
+        elif field == "auto_resolve":
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            raw[field] = value.lower() in ("true", "1", "yes")
+        elif field == "log_level":
+            raw[field] = value.upper()
+        else:
+            raw[field] = value
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = PREFIX + str(item["loc"][0]).upper() if item["loc"] else PREFIX
+            problems.append(f"{name}={env.get(name, '')!r}: {item['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    if config.webhook_auth == "token" and not (config.webhook_token or config.webhook_token_secret):
+        raise ConfigError(
+            "webhook authentication needs a token: set INCIDENTOPS_WEBHOOK_TOKEN or "
+            "INCIDENTOPS_WEBHOOK_TOKEN_SECRET=namespace/name/key, or run without one explicitly with "
+            "INCIDENTOPS_WEBHOOK_AUTH=none"
+        )
+    return config

@@ -1,0 +1,233 @@
+"""The one place that talks to the Kubernetes API (official client), with errors we can act on.
+
+The client is synchronous; the operator calls it through AsyncKube, which runs each call on a
+bounded thread pool so the event loop (webhooks, Kopf) never blocks on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from incidentops.api.v1alpha1.common import GROUP, VERSION, format_time
+from incidentops.api.v1alpha1.resources import Kind
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+class KubeError(Exception):
+    """Base of the errors callers distinguish."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubeError):
+    """409: it already exists, or our resourceVersion is stale."""
+
+
+class Invalid(KubeError):
+    """422/400: the apiserver refused the object; the message says why."""
+
+
+class Unavailable(KubeError):
+    """The apiserver could not be reached or answered 5xx/429: retry later."""
+
+
+def _message(error: ApiException) -> str:
+    try:
+        import json
+
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+def _translate(error: Exception) -> Exception:
+    if isinstance(error, ApiException):
+        status = error.status or 0
+        text = _message(error)
+        if status == 404:
+            return NotFound(text)
+        if status == 409:
+            return Conflict(text)
+        if status in (400, 422):
+            return Invalid(text)
+        if status in (401, 403):
+            return KubeError(f"not allowed: {text}")
+        return Unavailable(f"apiserver answered {status}: {text}")
+    if isinstance(error, urllib3.exceptions.HTTPError | OSError | socket.timeout):
+        return Unavailable(f"apiserver unreachable: {error}")
+    return error
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None, pool: int = 32) -> Any:
+    """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    configuration = kubernetes.client.Configuration()
+    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    else:
+        kubernetes.config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = pool
+    configuration.retries = False
+    return kubernetes.client.ApiClient(configuration)
+
+
+class KubeClient:
+    """Synchronous calls for our kinds, Secrets, Namespaces and Events, with translated errors."""
+
+    def __init__(self, api_client: Any, *, component: str = "incidentops") -> None:
+        self.api_client = api_client
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.component = component
+        self.instance = socket.gethostname()
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, _request_timeout=30, **kwargs)
+        except Exception as error:
+            raise _translate(error) from error
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj:
+        return self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
+        if namespace:
+            result = self._call(
+                self.custom.list_namespaced_custom_object,
+                GROUP, VERSION, namespace, kind.plural, label_selector=label_selector,
+            )
+        else:
+            result = self._call(
+                self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, label_selector=label_selector
+            )
+        items: list[Obj] = result.get("items", [])
+        return items
+
+    def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
+        return self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body)
+
+    def replace_status(self, kind: Kind, body: Obj) -> Obj:
+        """PUT the status subresource; the body's resourceVersion makes it fail with Conflict if stale."""
+        meta = body["metadata"]
+        return self._call(
+            self.custom.replace_namespaced_custom_object_status,
+            GROUP, VERSION, meta["namespace"], kind.plural, meta["name"], body,
+        )
+
+    def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
+        """Merge-patch the object (spec only, by convention); optionally guarded by resourceVersion."""
+        body = dict(patch)
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self._call(
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body
+        )
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """The decoded value of one key of a Secret, or None when the key is absent."""
+        import base64
+
+        secret = self._call(self.core.read_namespaced_secret, name, namespace)
+        data = (secret.data or {}).get(key)
+        return base64.b64decode(data).decode() if data is not None else None
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self._call(self.core.read_namespace, name)
+        except NotFound:
+            return False
+        return True
+
+    def version(self) -> str:
+        info = self._call(kubernetes.client.VersionApi(self.api_client).get_code)
+        return str(info.git_version)
+
+    def post_event(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal") -> None:
+        """A core/v1 Event on the object, so `kubectl describe` shows it."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC)
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": obj.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+            "firstTimestamp": format_time(now),
+            "lastTimestamp": format_time(now),
+            "count": 1,
+        }
+        self._call(self.core.create_namespaced_event, meta["namespace"], event)
+
+
+class AsyncKube:
+    """KubeClient's calls, run off the event loop on a bounded pool."""
+
+    def __init__(self, client: KubeClient, workers: int = 16) -> None:
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    async def get(self, kind: Kind, namespace: str, name: str) -> Obj:
+        return await self.run(self.client.get, kind, namespace, name)
+
+    async def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
+        return await self.run(self.client.list, kind, namespace, label_selector)
+
+    async def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
+        return await self.run(self.client.create, kind, namespace, body)
+
+    async def replace_status(self, kind: Kind, body: Obj) -> Obj:
+        return await self.run(self.client.replace_status, kind, body)
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        return await self.run(self.client.secret_value, namespace, name, key)
+
+    async def namespace_exists(self, name: str) -> bool:
+        return await self.run(self.client.namespace_exists, name)
+
+    async def version(self) -> str:
+        return await self.run(self.client.version)
+
+    async def post_event(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal") -> None:
+        """Best effort: an Event that cannot be posted is logged, never fatal."""
+        try:
+            await self.run(self.client.post_event, obj, reason, message, type_=type_)
+        except KubeError as error:
+            log.warning("could not post event %s on %s: %s", reason, obj["metadata"].get("name"), error)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
