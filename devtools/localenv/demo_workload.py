@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from localenv.controlplane import api_client, to_plain
 from localenv.procs import ManagedProcess, WaitTimeout, free_port, wait_until
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -87,7 +87,9 @@ def demo_deployment_manifest(name: str, image: str = DEFAULT_IMAGE, replicas: in
                         }
                     ],
                     # kwok nodes carry this taint in some configurations; tolerate it either way
-                    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+                    "tolerations": [
+                        {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+                    ],
                 },
             },
         },
@@ -98,19 +100,21 @@ def create_demo_deployment(
     api: k8s.ApiClient, namespace: str, name: str, image: str = DEFAULT_IMAGE, replicas: int = 2
 ) -> dict[str, Any]:
     """Create the demo Deployment and return it as the apiserver stored it (a plain dict)."""
-    created = k8s.AppsV1Api(api).create_namespaced_deployment(
-        namespace, demo_deployment_manifest(name, image, replicas)
-    )
-    result: dict[str, Any] = api.sanitize_for_serialization(created)
+    body = k8s.V1Deployment.from_dict(demo_deployment_manifest(name, image, replicas))
+    if body is None:
+        raise ValueError("empty Deployment manifest")
+    created = k8s.AppsV1Api(api).create_namespaced_deployment(namespace, body)
+    result: dict[str, Any] = to_plain(api, created)
     return result
 
 
 def set_deployment_image(api: k8s.ApiClient, namespace: str, name: str, image: str) -> None:
     """Point every container of the Deployment at `image` (what a bad release does)."""
     apps = k8s.AppsV1Api(api)
-    deployment = apps.read_namespaced_deployment(name, namespace)
-    containers = [{"name": c.name, "image": image} for c in deployment.spec.template.spec.containers]
-    apps.patch_namespaced_deployment(name, namespace, {"spec": {"template": {"spec": {"containers": containers}}}})
+    pod_spec = apps.read_namespaced_deployment(name, namespace).spec.template.spec
+    containers = [{"name": c.name, "image": image} for c in (pod_spec.containers if pod_spec else [])]
+    patch = {"spec": {"template": {"spec": {"containers": containers}}}}
+    apps.patch_namespaced_deployment(name, namespace, patch)
 
 
 class DemoService:
@@ -142,8 +146,9 @@ class DemoService:
         self._random = random.Random()
 
         self.registry = CollectorRegistry()
+        registry = self.registry
         self.requests = Counter(
-            "demo_http_requests_total", "Simulated HTTP requests by status code.", ["code"], registry=self.registry
+            "demo_http_requests_total", "Simulated HTTP requests by status code.", ["code"], registry=registry
         )
         self.duration = Histogram(
             "demo_http_request_duration_seconds",
@@ -151,12 +156,15 @@ class DemoService:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
-        self.cpu = Gauge("demo_cpu_utilization", "Simulated CPU utilization (0..1).", registry=self.registry)
-        self.leak = Gauge("demo_memory_leak_bytes", "Simulated leaking memory; reset by a rollout restart.",
-                          registry=self.registry)
-        self.ready_replicas = Gauge("demo_ready_replicas", "Ready replicas of the Deployment.", registry=self.registry)
+        self.cpu = Gauge("demo_cpu_utilization", "Simulated CPU utilization (0..1).", registry=registry)
+        self.leak = Gauge(
+            "demo_memory_leak_bytes", "Simulated leaking memory; reset by rollout restart.", registry=registry
+        )
+        self.ready_replicas = Gauge(
+            "demo_ready_replicas", "Ready replicas of the Deployment.", registry=registry
+        )
         self.observed = Gauge(
-            "demo_deployment_observed", "1 once the Deployment has been read successfully.", registry=self.registry
+            "demo_deployment_observed", "1 once the Deployment has been read successfully.", registry=registry
         )
         for code in ("200", "500", "503"):
             self.requests.labels(code=code)  # export zeros so rate() works from the first scrape
@@ -176,7 +184,8 @@ class DemoService:
             print(f"demo_workload: reading deployment failed: {exc!r}", file=sys.stderr)
             return
         template = deployment.spec.template
-        image = template.spec.containers[0].image or ""
+        containers = template.spec.containers if template.spec else []
+        image = (containers[0].image or "") if containers else ""
         ready = (deployment.status.ready_replicas or 0) if deployment.status else 0
         self.behaviour = behaviour_for(image, ready, self.min_replicas)
         self.ready_replicas.set(ready)
@@ -292,7 +301,9 @@ class DemoWorkloadProcess:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localenv.demo_workload", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m localenv.demo_workload", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--deployment", required=True)
@@ -306,7 +317,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: serve metrics until SIGTERM/SIGINT."""
     args = _parse_args(argv)
-    api = k8s_config.new_client_from_config(config_file=str(args.kubeconfig))
+    api = api_client(args.kubeconfig)
     service = DemoService(
         k8s.AppsV1Api(api),
         args.namespace,

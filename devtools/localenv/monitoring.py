@@ -250,7 +250,8 @@ class Prometheus(_LoopbackServer):
             return next((a for a in matching if a["state"] == state), None)
 
         found: dict[str, Any] = wait_until(
-            check, timeout=timeout, interval=0.25, what=f"alert {name} to be {state}", ignore=(httpx.HTTPError,)
+            check, timeout=timeout, interval=0.25, what=f"alert {name} to be {state}",
+            ignore=(httpx.HTTPError,),
         )
         return found
 

@@ -41,7 +41,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     *,
     timeout: float,
     interval: float = 0.1,
@@ -69,9 +69,9 @@ def wait_until(
 
 
 async def wait_until_async(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], T | Awaitable[T | None] | None],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - same signature as wait_until on purpose
     interval: float = 0.1,
     what: str = "condition",
     ignore: tuple[type[BaseException], ...] = (),
@@ -82,7 +82,7 @@ async def wait_until_async(
     while True:
         try:
             outcome = predicate()
-            result: T = await outcome if isinstance(outcome, Awaitable) else outcome
+            result = await outcome if isinstance(outcome, Awaitable) else outcome
             if result:
                 return result
         except ignore as exc:

@@ -7,6 +7,8 @@ bounded thread pool so the event loop (webhooks, Kopf) never blocks on the netwo
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import os
 import socket
@@ -51,8 +53,6 @@ class Unavailable(KubeError):
 
 def _message(error: ApiException) -> str:
     try:
-        import json
-
         return str(json.loads(error.body or "{}").get("message") or error.reason)
     except ValueError:
         return str(error.reason)
@@ -80,9 +80,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None, p
     """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        kubernetes.config.load_kube_config(
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
     configuration.connection_pool_maxsize = pool
@@ -100,45 +100,68 @@ class KubeClient:
         self.component = component
         self.instance = socket.gethostname()
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, _request_timeout=30, **kwargs)
         except Exception as error:
             raise _translate(error) from error
 
+    def _obj(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        result: Obj = self._call(fn, *args, **kwargs)
+        return result
+
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
-        return self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
+        return self._obj(
+            self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name
+        )
 
     def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
         if namespace:
             result = self._call(
                 self.custom.list_namespaced_custom_object,
-                GROUP, VERSION, namespace, kind.plural, label_selector=label_selector,
+                GROUP,
+                VERSION,
+                namespace,
+                kind.plural,
+                label_selector=label_selector,
             )
         else:
             result = self._call(
-                self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, label_selector=label_selector
+                self.custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                kind.plural,
+                label_selector=label_selector,
             )
         items: list[Obj] = result.get("items", [])
         return items
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
-        return self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body)
+        return self._obj(
+            self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body
+        )
 
     def replace_status(self, kind: Kind, body: Obj) -> Obj:
         """PUT the status subresource; the body's resourceVersion makes it fail with Conflict if stale."""
         meta = body["metadata"]
-        return self._call(
+        return self._obj(
             self.custom.replace_namespaced_custom_object_status,
-            GROUP, VERSION, meta["namespace"], kind.plural, meta["name"], body,
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            kind.plural,
+            meta["name"],
+            body,
         )
 
-    def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
+    def patch_spec(
+        self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
+    ) -> Obj:
         """Merge-patch the object (spec only, by convention); optionally guarded by resourceVersion."""
         body = dict(patch)
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self._call(
+        return self._obj(
             self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body
         )
 
@@ -147,8 +170,6 @@ class KubeClient:
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value of one key of a Secret, or None when the key is absent."""
-        import base64
-
         secret = self._call(self.core.read_namespaced_secret, name, namespace)
         data = (secret.data or {}).get(key)
         return base64.b64decode(data).decode() if data is not None else None

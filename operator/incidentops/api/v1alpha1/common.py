@@ -43,7 +43,7 @@ LabelMap = dict[str, Annotated[str, Field(max_length=1024)]]
 
 
 class Model(BaseModel):
-    """Base for spec models: camelCase on the wire, unknown fields refused like kubectl's strict validation."""
+    """Spec models: camelCase on the wire; unknown fields refused, as kubectl's strict validation does."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True

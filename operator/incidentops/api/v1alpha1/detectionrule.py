@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from incidentops.api.v1alpha1.common import (
     Category,
@@ -33,16 +33,17 @@ class ThresholdCondition(Model):
 class DetectionRuleSpec(Model):
     """Firing while `expr` returns series (or the conditions hold) for at least `for`."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        **Model.model_config,
+        json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": "has(self.expr) != has(self.conditions)",
                     "message": "exactly one of expr or conditions must be set",
                 }
             ]
-        }
-    }
+        },
+    )
 
     expr: PromQL | None = None
     conditions: Annotated[list[ThresholdCondition] | None, Field(min_length=1, max_length=10)] = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from incidentops.api.v1alpha1.common import (
     DNSLabel,
@@ -22,7 +23,7 @@ ChannelType = Literal["slack", "pagerduty", "webhook", "email", "sms", "phone"]
 MAX_LEVELS = 10
 
 
-_CHANNEL_RULES = [
+_CHANNEL_RULES: list[JsonValue] = [
     {
         "rule": "!(self.type in ['slack', 'pagerduty', 'sms', 'phone']) || has(self.secretRef)",
         "message": "slack, pagerduty, sms and phone channels need secretRef",
@@ -48,7 +49,9 @@ class EscalationTarget(Model):
 class Channel(Model):
     """Where a level's notifications go; credentials are read from the referenced Secret."""
 
-    model_config = Model.model_config | {"json_schema_extra": {"x-kubernetes-validations": _CHANNEL_RULES}}
+    model_config = ConfigDict(
+        **Model.model_config, json_schema_extra={"x-kubernetes-validations": _CHANNEL_RULES}
+    )
 
     type: ChannelType
     secret_ref: Annotated[
@@ -68,8 +71,6 @@ class Channel(Model):
         if self.type == "email" and not self.to:
             raise ValueError("email channel needs at least one address in to")
         return self
-
-
 
 
 class EscalationLevel(Model):
@@ -139,7 +140,7 @@ class EscalationPolicySpec(Model):
     @model_validator(mode="after")
     def _increasing_delays(self) -> EscalationPolicySpec:
         delays = [parse_duration(level.after) for level in self.levels]
-        if any(later <= earlier for earlier, later in zip(delays, delays[1:], strict=False)):
+        if any(later <= earlier for earlier, later in itertools.pairwise(delays)):
             raise ValueError("escalation levels must have strictly increasing 'after' delays")
         return self
 

@@ -1,0 +1,66 @@
+"""`python -m incidentops`: Kopf and the HTTP server (webhooks, /healthz, /readyz, /metrics) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from incidentops import config as config_module
+from incidentops import logs
+from incidentops.handlers.deps import Deps, utc_now
+from incidentops.handlers.http import TokenSource, build_app, refresh_token, serve
+from incidentops.handlers.operator import run_operator
+from incidentops.ingest.service import Ingestor
+from incidentops.kube import AsyncKube, KubeClient, load_api_client
+
+log = logging.getLogger("incidentops")
+
+
+async def run(config: config_module.Config) -> None:
+    kube = AsyncKube(KubeClient(load_api_client(pool=config.kube_workers * 2)), workers=config.kube_workers)
+    deps = Deps(config=config, kube=kube, ingestor=Ingestor(kube, config, utc_now))
+    tokens = TokenSource(config.webhook_token)
+    if config.webhook_auth == "none":
+        log.warning(
+            "webhook authentication is OFF (INCIDENTOPS_WEBHOOK_AUTH=none): anyone who can reach the port can open incidents"
+        )
+    kopf_ready, stop = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    background: list[asyncio.Task[None]] = []
+    if config.webhook_token_secret:
+        background.append(asyncio.create_task(refresh_token(deps, tokens)))
+    runner = await serve(build_app(deps, tokens, ready=kopf_ready.is_set), config.http_host, config.http_port)
+    scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
+    log.info(
+        "incidentops starting: watching %s; incidents without a watched namespace go to %s",
+        scope,
+        config.home_namespace,
+    )
+    try:
+        await run_operator(deps, kopf_ready, stop)
+    finally:
+        for task in background:
+            task.cancel()
+        await runner.cleanup()
+        kube.close()
+        log.info("incidentops stopped")
+
+
+def main() -> None:
+    try:
+        config = config_module.load()
+    except config_module.ConfigError as error:
+        print(f"incidentops: {error}", file=sys.stderr)
+        sys.exit(2)
+    logs.setup(config.log_format, config.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin adapters: Kopf handlers and the HTTP endpoints. Parse, call the domain, write status."""

@@ -1,0 +1,23 @@
+"""What every handler needs, built once at start and passed in (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from incidentops.config import Config
+from incidentops.ingest.service import Ingestor
+from incidentops.kube import AsyncKube
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    config: Config
+    kube: AsyncKube
+    ingestor: Ingestor
+    clock: Callable[[], datetime] = utc_now

@@ -1,0 +1,54 @@
+"""Kopf's settings and run loop; the only place that starts Kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from incidentops.api.v1alpha1.common import GROUP
+from incidentops.handlers import incidents, readiness
+from incidentops.handlers.deps import Deps
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(deps: Deps) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        # Only Kopf's warnings become Events; the operator posts its own, meaningful ones.
+        settings.posting.level = logging.WARNING
+        settings.posting.reporting_component = "incidentops"
+        settings.peering.standalone = deps.config.peering == "standalone"
+        settings.peering.name = deps.config.peering
+        settings.peering.priority = deps.config.priority
+        settings.peering.mandatory = False
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+
+    readiness.register(registry, deps)
+    incidents.register(registry, deps)
+    return registry
+
+
+async def run_operator(deps: Deps, ready: asyncio.Event, stop: asyncio.Event) -> None:
+    """Run Kopf until `stop` is set; `ready` is set once Kopf has started watching."""
+    namespaces = deps.config.namespaces
+    await kopf.operator(
+        registry=build_registry(deps),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        ready_flag=ready,
+        stop_flag=stop,
+        standalone=deps.config.peering == "standalone",
+        peering_name=None if deps.config.peering == "standalone" else deps.config.peering,
+    )

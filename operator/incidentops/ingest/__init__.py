@@ -1,0 +1,1 @@
+"""Alerts in: payload parsing, normalization, dedup and correlation, persistence as Incidents."""

@@ -1,0 +1,102 @@
+"""Applying a batch of alerts to an Incident's status: pure, bounded, idempotent per dedup key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from incidentops.api.v1alpha1.incident import (
+    MAX_ACTIVE_ALERTS,
+    OPEN_STATES,
+    AlertSummary,
+    IncidentState,
+    IncidentStatus,
+)
+from incidentops.ingest.alerts import Alert
+from incidentops.lifecycle.machine import append_timeline, transition
+
+
+@dataclass
+class MergeOutcome:
+    """What the batch did, for metrics, Events and the webhook's answer."""
+
+    new_firing: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    resolved: list[str] = field(default_factory=list)
+    auto_transition: IncidentState | None = None
+
+
+def _summary(alert: Alert, now: datetime) -> AlertSummary:
+    return AlertSummary(
+        fingerprint=alert.dedup_key,
+        name=alert.name,
+        status="firing" if alert.firing else "resolved",
+        labels=alert.labels,
+        summary=(alert.summary or "")[:1024] or None,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        last_seen=now,
+        generator_url=(alert.generator_url or "")[:2048] or None,
+    )
+
+
+def apply_alerts(
+    status: IncidentStatus,
+    alerts: list[Alert],
+    *,
+    now: datetime,
+    auto_resolve: bool,
+    recent_limit: int,
+) -> tuple[IncidentStatus, MergeOutcome]:
+    """Fold alerts into the status; a firing alert already active is a duplicate, not a new alert."""
+    outcome = MergeOutcome()
+    counts = status.alerts.model_copy(deep=True)
+    active = dict.fromkeys(counts.active)
+    recent = {r.fingerprint: r for r in counts.recent}
+    for alert in alerts:
+        counts.deliveries += 1
+        if alert.firing:
+            if alert.dedup_key in active:
+                outcome.duplicates += 1
+            elif len(active) >= MAX_ACTIVE_ALERTS:
+                counts.untracked += 1
+                counts.count += 1
+                outcome.new_firing.append(alert.name)
+            else:
+                active[alert.dedup_key] = None
+                counts.count += 1
+                outcome.new_firing.append(alert.name)
+            if alert.starts_at and (status.started_at is None or alert.starts_at < status.started_at):
+                status = status.model_copy(update={"started_at": alert.starts_at})
+        elif alert.dedup_key in active:
+            del active[alert.dedup_key]
+            outcome.resolved.append(alert.name)
+        recent.pop(alert.dedup_key, None)
+        recent[alert.dedup_key] = _summary(alert, now)
+    counts.active = list(active)
+    counts.firing = len(active) + counts.untracked
+    counts.recent = list(recent.values())[-recent_limit:]
+    counts.first_seen = counts.first_seen or now
+    counts.last_seen = now
+    status = status.model_copy(update={"alerts": counts})
+    if status.detected_at is None:
+        status = status.model_copy(update={"detected_at": now})
+    if outcome.new_firing:
+        status = append_timeline(status, now, "AlertFiring", _describe("firing", outcome.new_firing))
+    if outcome.resolved:
+        status = append_timeline(status, now, "AlertResolved", _describe("resolved", outcome.resolved))
+    if outcome.resolved and counts.firing == 0 and status.state in OPEN_STATES:
+        target = IncidentState.RESOLVED if auto_resolve else IncidentState.MONITORING
+        if target != status.state:
+            status = transition(
+                status, target, now=now, actor="auto-resolve", reason="every alert has resolved"
+            )
+            outcome.auto_transition = target
+    return status, outcome
+
+
+def _describe(what: str, names: list[str]) -> str:
+    distinct = sorted(set(names))
+    shown = ", ".join(distinct[:5]) + (f" and {len(distinct) - 5} more" if len(distinct) > 5 else "")
+    noun = "alert" if len(names) == 1 else "alerts"
+    return f"{len(names)} {noun} {what}: {shown}"

@@ -1,0 +1,51 @@
+"""From normalized alerts to persisted Incidents: namespace routing, grouping, concurrent writes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from incidentops.config import Config
+from incidentops.ingest.alerts import Alert
+from incidentops.ingest.correlation import GroupKey, correlation_key
+from incidentops.ingest.writer import IncidentWriter, Persisted
+from incidentops.kube import AsyncKube, KubeError
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_MISSING_TTL = 60.0
+
+
+class Ingestor:
+    """The one entry point for every source: returns when every touched Incident is persisted."""
+
+    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime]) -> None:
+        self._kube = kube
+        self._config = config
+        self.writer = IncidentWriter(kube, config, clock)
+        self._namespaces: dict[str, tuple[bool, float]] = {}
+
+    async def ingest(self, alerts: list[Alert]) -> list[Persisted]:
+        groups: dict[GroupKey, list[Alert]] = {}
+        for alert in alerts:
+            namespace = await self._namespace_for(alert.namespace)
+            groups.setdefault(GroupKey(namespace, correlation_key(alert, self._config)), []).append(alert)
+        return list(await asyncio.gather(*(self.writer.submit(k, v) for k, v in groups.items())))
+
+    async def _namespace_for(self, wanted: str | None) -> str:
+        """The alert's namespace when the operator watches it and it exists; the home one otherwise."""
+        if not wanted or not _DNS_LABEL.match(wanted) or len(wanted) > 63 or not self._config.watches(wanted):
+            return self._config.home_namespace
+        if self._config.namespaces:
+            return wanted
+        known = self._namespaces.get(wanted)
+        if known is None or (not known[0] and time.monotonic() - known[1] > _MISSING_TTL):
+            try:
+                exists = await self._kube.namespace_exists(wanted)
+            except KubeError:
+                return self._config.home_namespace
+            known = (exists, time.monotonic())
+            self._namespaces[wanted] = known
+        return wanted if known[0] else self._config.home_namespace

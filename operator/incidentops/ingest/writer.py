@@ -1,0 +1,291 @@
+"""Persisting alerts as Incidents, exactly once per episode, under any concurrency.
+
+Every status write carries the resourceVersion it was computed from, so a write based on stale
+knowledge fails with 409 and is recomputed from fresh state; incident names are deterministic, so
+a 409 on create means another delivery (or another operator process) got there first and we join.
+Deliveries for the same correlation key that arrive while a write is in flight are folded into the
+next write (group commit): an alert storm costs one apiserver round trip per key per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from incidentops.api.v1alpha1.common import API_VERSION, Category, Severity, WorkloadReference
+from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.config import Config
+from incidentops.ingest.alerts import Alert
+from incidentops.ingest.correlation import (
+    CORRELATION_LABEL,
+    EPISODE_LABEL,
+    MANAGED_BY,
+    SERVICE_LABEL,
+    SEVERITY_LABEL,
+    GroupKey,
+    accepts_alerts,
+    episode_of,
+    incident_name,
+    slug,
+)
+from incidentops.ingest.merge import MergeOutcome, apply_alerts
+from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
+from incidentops.lifecycle.machine import append_timeline, initial_status
+from incidentops.metrics import ALERTS_DEDUPLICATED, INCIDENTS_CREATED, TIME_TO_RESOLVE
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 25
+UNAVAILABLE_BACKOFF = (0.1, 0.3, 1.0)
+CACHE_SIZE = 10_000
+WORKLOAD_LABELS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """Where a group of alerts ended up; incident is None when there was nothing to record."""
+
+    namespace: str
+    incident: str | None
+    created: bool = False
+    outcome: MergeOutcome = field(default_factory=MergeOutcome)
+
+
+@dataclass
+class _Pending:
+    alerts: list[Alert]
+    future: asyncio.Future[Persisted]
+
+
+def status_of(obj: Obj | None) -> IncidentStatus:
+    if not obj or not obj.get("status"):
+        return IncidentStatus()
+    return IncidentStatus.model_validate(obj["status"])
+
+
+class IncidentWriter:
+    """Group-commit writer: one in-flight write per correlation key, later deliveries batched."""
+
+    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime]) -> None:
+        self._kube = kube
+        self._config = config
+        self._clock = clock
+        self._window = timedelta(seconds=config.correlation_window_seconds)
+        self._pending: dict[GroupKey, list[_Pending]] = {}
+        self._running: dict[GroupKey, asyncio.Task[None]] = {}
+        self._latest: OrderedDict[GroupKey, Obj] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def submit(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
+        """Persist the alerts; returns once they are in the apiserver (or raises)."""
+        future: asyncio.Future[Persisted] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append(_Pending(alerts, future))
+        if key not in self._running:
+            self._running[key] = asyncio.create_task(self._drain(key))
+        return await future
+
+    async def _drain(self, key: GroupKey) -> None:
+        try:
+            while batch := self._pending.pop(key, None):
+                try:
+                    result = await self._persist(key, [a for p in batch for a in p.alerts])
+                except Exception as error:  # every waiter hears about the failure
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(error)
+                else:
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_result(result)
+        finally:
+            del self._running[key]
+
+    def _remember(self, key: GroupKey, obj: Obj | None) -> None:
+        if obj is None:
+            self._latest.pop(key, None)
+            return
+        self._latest[key] = obj
+        self._latest.move_to_end(key)
+        while len(self._latest) > CACHE_SIZE:
+            self._latest.popitem(last=False)
+
+    async def _load_latest(self, key: GroupKey) -> Obj | None:
+        items = await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}")
+        return max(items, key=episode_of, default=None)
+
+    async def _refresh(self, key: GroupKey, name: str) -> None:
+        try:
+            self._remember(key, await self._kube.get(INCIDENT, key.namespace, name))
+        except NotFound:
+            self._remember(key, None)
+
+    async def _persist(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
+        unavailable = 0
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                result = await self._attempt(key, alerts)
+            except Unavailable:
+                if unavailable >= len(UNAVAILABLE_BACKOFF):
+                    raise
+                await asyncio.sleep(UNAVAILABLE_BACKOFF[unavailable])
+                unavailable += 1
+                continue
+            if result is not None:
+                return result
+        raise Unavailable(
+            f"gave up on {key.namespace}/{key.correlation} after {MAX_ATTEMPTS} conflicting writes"
+        )
+
+    async def _attempt(self, key: GroupKey, alerts: list[Alert]) -> Persisted | None:
+        """One read-decide-write round; None means 'lost a race, go again with fresh state'."""
+        now = self._clock()
+        latest = self._latest.get(key)
+        if latest is None:
+            latest = await self._load_latest(key)
+            self._remember(key, latest)
+        created = False
+        if latest is not None and accepts_alerts(status_of(latest), now, self._window):
+            target = latest
+        elif not any(a.firing for a in alerts):
+            name = latest["metadata"]["name"] if latest else None
+            return Persisted(key.namespace, name)
+        else:
+            episode = episode_of(latest) + 1 if latest else 1
+            body = self._new_incident(key, alerts, episode, latest)
+            try:
+                target = await self._kube.create(INCIDENT, key.namespace, body)
+            except Conflict:
+                await self._refresh(key, body["metadata"]["name"])
+                return None
+            created = True
+        name = target["metadata"]["name"]
+        base = status_of(target)
+        initializing = base.detected_at is None
+        if initializing:
+            spec = IncidentSpec.model_validate(target["spec"])
+            base = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
+        status, outcome = apply_alerts(
+            base,
+            alerts,
+            now=now,
+            auto_resolve=self._config.auto_resolve,
+            recent_limit=self._config.recent_alerts,
+        )
+        try:
+            updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
+        except (Conflict, NotFound):
+            await self._refresh(key, name)
+            return None
+        self._remember(key, updated)
+        ALERTS_DEDUPLICATED.inc(outcome.duplicates)
+        if created:
+            INCIDENTS_CREATED.labels(target["spec"]["severity"]).inc()
+            if latest is not None:
+                await self._link_previous(key.namespace, latest["metadata"]["name"], name)
+        self._announce(updated, initializing, outcome)
+        return Persisted(key.namespace, name, created, outcome)
+
+    def _announce(self, obj: Obj, initializing: bool, outcome: MergeOutcome) -> None:
+        """Events for humans, posted in the background: they must not slow the webhook down."""
+        spec = obj["spec"]
+        if initializing:
+            self._post(obj, "Detected", f"{spec['severity']} incident opened: {spec['title']}")
+        if outcome.auto_transition == IncidentState.RESOLVED:
+            resolved_in = status_of(obj).metrics.time_to_resolve_seconds
+            if resolved_in is not None:
+                TIME_TO_RESOLVE.labels(spec["severity"]).observe(resolved_in)
+            self._post(obj, "Resolved", "every alert has resolved; incident resolved automatically")
+        elif outcome.auto_transition == IncidentState.MONITORING:
+            self._post(obj, "Monitoring", "every alert has resolved; monitoring (auto-resolve is off)")
+
+    def _post(self, obj: Obj, reason: str, message: str) -> None:
+        task = asyncio.create_task(self._kube.post_event(obj, reason, message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _link_previous(self, namespace: str, previous: str, current: str) -> None:
+        """Tell the old episode, in its timeline, that the alert came back as a new incident."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                obj = await self._kube.get(INCIDENT, namespace, previous)
+            except NotFound:
+                return
+            status = status_of(obj)
+            if status.recurred_as == current:
+                return
+            status = append_timeline(
+                status.model_copy(update={"recurred_as": current}),
+                self._clock(),
+                "Recurred",
+                f"the alert fired again after this episode ended; it continues as {current}",
+            )
+            try:
+                await self._kube.replace_status(INCIDENT, {**obj, "status": status.wire()})
+                return
+            except Conflict:
+                continue
+
+    def _new_incident(self, key: GroupKey, alerts: list[Alert], episode: int, previous: Obj | None) -> Obj:
+        firing = [a for a in alerts if a.firing]
+        first = firing[0]
+        severity = min((a.severity for a in firing), key=lambda s: Severity(s).value)
+        service = first.service
+        base = service or first.name
+        name = incident_name(key, base, episode)
+        spec = IncidentSpec(
+            title=(first.summary or f"{first.name} on {service or key.namespace}")[:512],
+            severity=severity,
+            category=_category(first.labels.get("category")),
+            service=service,
+            summary=first.annotations.get("description") if first.annotations else None,
+            source=first.source,
+            affected_workloads=_workloads(first.labels),
+            dedup_key=first.dedup_key,
+            correlation_key=key.correlation[:1024],
+            labels=_common_labels(firing),
+            previous_incident=previous["metadata"]["name"] if previous else None,
+        )
+        return {
+            "apiVersion": API_VERSION,
+            "kind": INCIDENT.kind,
+            "metadata": {
+                "name": name,
+                "namespace": key.namespace,
+                "labels": {
+                    **MANAGED_BY,
+                    CORRELATION_LABEL: key.digest,
+                    EPISODE_LABEL: str(episode),
+                    SERVICE_LABEL: slug(base, 63),
+                    SEVERITY_LABEL: str(severity),
+                },
+                "annotations": {"incidentops.dev/correlation-key": key.correlation},
+            },
+            "spec": spec.wire(),
+        }
+
+
+def _category(value: str | None) -> Category | None:
+    try:
+        return Category(value) if value else None
+    except ValueError:
+        return None
+
+
+def _workloads(labels: dict[str, str]) -> list[WorkloadReference]:
+    namespace = labels.get("namespace")
+    return [
+        WorkloadReference(kind=kind, name=labels[label], namespace=namespace)
+        for label, kind in WORKLOAD_LABELS.items()
+        if labels.get(label)
+    ]
+
+
+def _common_labels(alerts: list[Alert], limit: int = 32) -> dict[str, str]:
+    common = dict(alerts[0].labels)
+    for alert in alerts[1:]:
+        common = {k: v for k, v in common.items() if alert.labels.get(k) == v}
+    return dict(sorted(common.items())[:limit])

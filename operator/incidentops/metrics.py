@@ -1,0 +1,74 @@
+"""Prometheus metrics the operator exports on /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.incident import OPEN_STATES
+
+_DURATION_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+
+ALERTS_RECEIVED = Counter(
+    "incidentops_alerts_received_total", "Alert notifications received, duplicates included.", ["source"]
+)
+ALERTS_DEDUPLICATED = Counter(
+    "incidentops_alerts_deduplicated_total", "Alert notifications that matched an alert already firing."
+)
+ALERTS_REJECTED = Counter(
+    "incidentops_alerts_rejected_total", "Webhook deliveries refused, by reason.", ["reason"]
+)
+INCIDENTS_CREATED = Counter("incidentops_incidents_created_total", "Incidents opened.", ["severity"])
+WEBHOOK_SECONDS = Histogram(
+    "incidentops_webhook_duration_seconds",
+    "Time from a webhook's arrival to its answer (after persistence).",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "incidentops_time_to_acknowledge_seconds",
+    "Detection to acknowledgement.",
+    ["severity"],
+    buckets=_DURATION_BUCKETS,
+)
+TIME_TO_RESOLVE = Histogram(
+    "incidentops_time_to_resolve_seconds", "Detection to resolution.", ["severity"], buckets=_DURATION_BUCKETS
+)
+
+
+class OpenIncidents(Collector):
+    """Open incidents by severity, from what the operator's watch last saw of each incident."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def observe(self, namespace: str, name: str, severity: str, state: str) -> None:
+        self._seen[(namespace, name)] = (severity, state)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._seen.pop((namespace, name), None)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "incidentops_incidents_open", "Incidents not yet resolved, by severity.", labels=["severity"]
+        )
+        counts = dict.fromkeys((s.value for s in Severity), 0)
+        for severity, state in self._seen.values():
+            if state in OPEN_STATES and severity in counts:
+                counts[severity] += 1
+        for severity, count in counts.items():
+            family.add_metric([severity], count)
+        yield family
+
+
+OPEN_INCIDENTS = OpenIncidents()
+REGISTRY.register(OPEN_INCIDENTS)
+
+
+def exposition() -> bytes:
+    """The text exposition of every registered metric."""
+    return generate_latest(REGISTRY)

@@ -1,0 +1,140 @@
+"""Readiness verdicts for DetectionRule, Runbook and EscalationPolicy.
+
+The schema already refused what it can express; these checks look at the cluster (does the
+referenced Runbook exist? the Secret and its key?) and at rules across fields, and explain
+themselves in one reason and one message, as a Ready condition wants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec
+from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
+from incidentops.api.v1alpha1.runbook import Action, RunbookSpec
+
+
+class Lookup(Protocol):
+    """Existence checks against the cluster, in the object's namespace."""
+
+    async def exists(self, kind: str, namespace: str, name: str) -> bool: ...
+
+    async def secret_has_key(self, namespace: str, name: str, key: str) -> bool | None:
+        """True/False for the key; None when the Secret itself is missing."""
+        ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Ready or not, with the first problem as reason and message and every problem listed."""
+
+    ready: bool
+    reason: str
+    message: str
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Findings:
+    reasons: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, reason: str, problem: str) -> None:
+        self.reasons.append(reason)
+        self.problems.append(problem)
+
+    def verdict(self, ok_message: str) -> Verdict:
+        if not self.problems:
+            return Verdict(True, "Valid", ok_message)
+        extra = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return Verdict(False, self.reasons[0], self.problems[0] + extra, list(self.problems))
+
+
+async def check_detection_rule(spec: DetectionRuleSpec, namespace: str, lookup: Lookup) -> Verdict:
+    found = _Findings()
+    queries = [spec.expr] if spec.expr is not None else [c.query for c in spec.conditions or []]
+    if any(not q.strip() for q in queries):
+        found.add("EmptyQuery", "the PromQL expression is empty")
+    if spec.runbook_ref and not await lookup.exists("Runbook", namespace, spec.runbook_ref.name):
+        found.add(
+            "RunbookNotFound", f"runbookRef names Runbook {spec.runbook_ref.name!r}, which does not exist"
+        )
+    policy = spec.escalation_policy_ref
+    if policy and not await lookup.exists("EscalationPolicy", namespace, policy.name):
+        found.add(
+            "EscalationPolicyNotFound",
+            f"escalationPolicyRef names EscalationPolicy {policy.name!r}, which does not exist",
+        )
+    state = "enabled" if spec.enabled else "disabled"
+    return found.verdict(f"rule is valid ({state}, every {spec.interval}, for {spec.for_})")
+
+
+_NEEDS_WORKLOAD = {Action.SCALE, Action.RESTART, Action.ROLLBACK, Action.WAIT_ROLLOUT}
+
+
+async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Verdict:
+    found = _Findings()
+    known = {a.value for a in Action}
+    for step in spec.steps:
+        where = f"step {step.name!r}"
+        if step.action not in known:
+            found.add("UnknownAction", f"{where}: unknown action {step.action!r}")
+            continue
+        action = Action(step.action)
+        if (
+            action in _NEEDS_WORKLOAD
+            and step.target
+            and step.target.kind not in ("Deployment", "StatefulSet")
+        ):
+            found.add("InvalidTarget", f"{where}: {action.value} works on a Deployment or StatefulSet")
+        if action == Action.SCALE:
+            if step.params.replicas is None:
+                found.add("MissingParameter", f"{where}: scale needs params.replicas")
+            elif step.params.replicas > spec.safety.max_scale:
+                found.add(
+                    "ExceedsMaxScale",
+                    f"{where}: replicas {step.params.replicas} exceeds safety.maxScale {spec.safety.max_scale}",
+                )
+        if action == Action.PROMQL_CHECK and not (step.params.query or "").strip():
+            found.add("MissingParameter", f"{where}: promql-check needs params.query")
+        if action == Action.HTTP and not step.params.url:
+            found.add("MissingParameter", f"{where}: http needs params.url")
+        if action == Action.CORDON and (step.target is None or step.target.kind != "Node"):
+            found.add("InvalidTarget", f"{where}: cordon needs a Node target")
+        target_ns = step.target.namespace if step.target else None
+        if target_ns and spec.safety.allowed_namespaces and target_ns not in spec.safety.allowed_namespaces:
+            found.add(
+                "NamespaceNotAllowed", f"{where}: namespace {target_ns!r} is not in safety.allowedNamespaces"
+            )
+    if spec.verify is not None and not spec.verify.query.strip():
+        found.add("EmptyQuery", "verify.query is empty")
+    mode = "automatic" if spec.automatic else "approval-gated"
+    return found.verdict(f"{len(spec.steps)} steps, {mode}, risk {spec.effective_risk()}")
+
+
+async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lookup: Lookup) -> Verdict:
+    found = _Findings()
+    schedules = {s.name for s in spec.schedules}
+    checked: dict[tuple[str, str], bool | None] = {}
+    for index, level in enumerate(spec.levels):
+        where = f"level {level.name or index}"
+        for target in level.targets:
+            if target.type == "schedule" and target.name not in schedules:
+                found.add(
+                    "UnknownSchedule", f"{where}: schedule {target.name!r} is not defined in spec.schedules"
+                )
+        for channel in level.channels:
+            ref = channel.secret_ref
+            if ref is None:
+                continue
+            if (ref.name, ref.key) not in checked:
+                checked[(ref.name, ref.key)] = await lookup.secret_has_key(namespace, ref.name, ref.key)
+            has_key = checked[(ref.name, ref.key)]
+            if has_key is None:
+                found.add(
+                    "SecretNotFound", f"{where}: {channel.type} channel's Secret {ref.name!r} does not exist"
+                )
+            elif not has_key:
+                found.add("SecretKeyMissing", f"{where}: Secret {ref.name!r} has no key {ref.key!r}")
+    return found.verdict(f"{len(spec.levels)} levels, repeats {spec.repeat.times} times")
