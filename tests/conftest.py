@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-from localenv.controlplane import api_client, use_or_start_cluster
+from localenv.controlplane import KubeCluster, api_client, use_or_start_cluster
 from localenv.demo_workload import DEFAULT_IMAGE, DemoWorkloadProcess, create_demo_deployment
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.names import namespace_for_test
@@ -39,14 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = _MARKED_DIRS.get(top)
         if marker:
             item.add_marker(getattr(pytest.mark, marker))
-
-
-@dataclass
-class KubeCluster:
-    """The cluster under test."""
-
-    kubeconfig: Path
-    api: k8s.ApiClient
 
 
 @pytest.fixture(scope="session")

@@ -236,6 +236,14 @@ def server_version(kubeconfig: Path, timeout: float = 3.0) -> str | None:
         return None
 
 
+@dataclass
+class KubeCluster:
+    """A cluster under test: its kubeconfig and a client configured for it."""
+
+    kubeconfig: Path
+    api: k8s.ApiClient
+
+
 def to_plain(api: k8s.ApiClient, obj: object) -> Any:
     """A client model as JSON-ready data with wire (camelCase) names and no None fields."""
     return api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]

@@ -35,6 +35,10 @@ def build_registry(deps: Deps) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
     readiness.register(registry, deps)
     incidents.register(registry, deps)
     return registry

@@ -17,7 +17,6 @@ import yaml
 from incidentops.api.v1alpha1.resources import KINDS, Kind
 
 _DROP = {"title", "examples", "discriminator", "$defs"}
-_OBJECT_META_NOTE = "Standard object metadata."
 
 
 class NonStructuralSchemaError(ValueError):
@@ -107,7 +106,7 @@ def openapi_schema(kind: Kind) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object", "description": _OBJECT_META_NOTE},
+            "metadata": {"type": "object"},
             "spec": spec,
             "status": status,
         },
