@@ -49,7 +49,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
     try:
         yield KubeCluster(kubeconfig=kubeconfig, api=api)
     finally:
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ in ~/.kube/config; the kubeconfig for users and tests is written to `<repo>/.dev
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -472,10 +474,37 @@ def _quick_health(nodes: int) -> bool:
     return status.healthy and len(status.ready_nodes) >= nodes
 
 
+@contextlib.contextmanager
+def _cluster_lock() -> Iterator[None]:
+    """Serialize cluster-up/-down across processes (parallel test sessions, CI steps)."""
+    kwok_workdir().mkdir(parents=True, exist_ok=True)
+    with (kwok_workdir() / f"{CLUSTER_NAME}.lock").open("w") as handle:
+        if not _try_lock(handle.fileno()):
+            say("another process is starting or stopping the cluster; waiting for it")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def cluster_up(nodes: int = DEFAULT_NODES, timeout: float = 180.0) -> Path:
     """Start the local cluster (or confirm it is up) and return its kubeconfig path. Idempotent."""
-    started = time.monotonic()
     bins = ensure_binaries()
+    with _cluster_lock():
+        return _cluster_up_locked(bins, nodes, timeout)
+
+
+def _cluster_up_locked(bins: Path, nodes: int, timeout: float) -> Path:
+    started = time.monotonic()
     marker = _Marker.load()
     exists = (cluster_dir() / "kwok.yaml").is_file()
     if exists and (marker is None or marker.bin_dir != str(bins)):
@@ -524,7 +553,13 @@ def _log_tails(lines: int = 15) -> str:
 
 def cluster_down() -> bool:
     """Delete the local cluster and check no process of it is left; True when none is."""
+    with _cluster_lock():
+        return _cluster_down_locked()
+
+
+def _cluster_down_locked() -> bool:
     started = time.monotonic()
+    before = _cluster_processes()
     bins = bin_dir()
     kwokctl_ok = (bins / "kwokctl").is_file()
     if kwokctl_ok:
@@ -532,6 +567,10 @@ def cluster_down() -> bool:
     else:
         terminate_pids(_cluster_processes())
     kubeconfig_path().unlink(missing_ok=True)
+    # exited components linger as zombies until init reaps them; wait so `ps` shows nothing
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in before), timeout=5,
+                   what="exited components to be reaped")
     leftovers = _cluster_processes()
     if leftovers:
         say(f"processes still running after cluster-down: {leftovers}")

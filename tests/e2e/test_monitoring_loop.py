@@ -9,11 +9,14 @@ e2e tests build on exactly this chain.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from localenv.demo_workload import DemoWorkloadProcess
+from localenv.monitoring import Alertmanager, Prometheus
 from localenv.procs import free_port, wait_until_async
 
 TOKEN = "s3cret-token"
@@ -77,9 +80,9 @@ class WebhookReceiver:
 
 async def test_bad_image_fires_and_recovery_resolves(
     namespace: str,
-    demo_workload: Any,
-    prometheus_factory: Any,
-    alertmanager_factory: Any,
+    demo_workload: Callable[..., DemoWorkloadProcess],
+    prometheus_factory: Callable[..., Prometheus],
+    alertmanager_factory: Callable[..., Alertmanager],
 ) -> None:
     receiver = WebhookReceiver()
     await receiver.start()

@@ -1,0 +1,80 @@
+"""Folding alerts into status: counts, dedup, bounds, auto-resolve."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.incident import MAX_ACTIVE_ALERTS, IncidentState, IncidentStatus
+from incidentops.ingest.alerts import Alert
+from incidentops.ingest.merge import apply_alerts
+from incidentops.lifecycle.machine import initial_status
+
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+def alert(key: str, firing: bool = True, starts: datetime | None = None) -> Alert:
+    return Alert(
+        dedup_key=key,
+        fingerprint=key,
+        name="HighErrorRate",
+        firing=firing,
+        labels={"alertname": "HighErrorRate"},
+        severity=Severity.SEV2,
+        service="checkout",
+        namespace="shop",
+        source="test",
+        starts_at=starts,
+    )
+
+
+def fold(status: IncidentStatus, alerts: list[Alert], auto_resolve: bool = True) -> IncidentStatus:
+    return apply_alerts(status, alerts, now=NOW, auto_resolve=auto_resolve, recent_limit=10)[0]
+
+
+def test_duplicates_do_not_count_as_new_alerts() -> None:
+    status = initial_status(NOW, how="test")
+    for _ in range(50):
+        status = fold(status, [alert("a"), alert("b")])
+    assert (status.alerts.count, status.alerts.firing, status.alerts.deliveries) == (2, 2, 100)
+    assert status.alerts.active == ["a", "b"]
+    assert len([e for e in status.timeline if e.type == "AlertFiring"]) == 1
+
+
+def test_started_at_is_the_earliest_alert_start() -> None:
+    status = fold(
+        initial_status(NOW, how="t"),
+        [alert("a", starts=NOW - timedelta(minutes=3)), alert("b", starts=NOW - timedelta(minutes=9))],
+    )
+    assert status.started_at == NOW - timedelta(minutes=9)
+
+
+def test_all_resolved_auto_resolves() -> None:
+    status = fold(initial_status(NOW, how="t"), [alert("a"), alert("b")])
+    status = fold(status, [alert("a", firing=False)])
+    assert status.state == IncidentState.DETECTED and status.alerts.firing == 1
+    status, outcome = apply_alerts(status, [alert("b", firing=False)], now=NOW, auto_resolve=True, recent_limit=10)
+    assert status.state == IncidentState.RESOLVED and outcome.auto_transition == IncidentState.RESOLVED
+    assert status.resolved_by == "auto-resolve" and status.metrics.time_to_resolve_seconds == 0
+    assert [c.status for c in status.conditions if c.type == "Resolved"] == ["True"]
+
+
+def test_auto_resolve_off_means_monitoring() -> None:
+    status = fold(initial_status(NOW, how="t"), [alert("a")])
+    status = fold(status, [alert("a", firing=False)], auto_resolve=False)
+    assert status.state == IncidentState.MONITORING
+
+
+def test_resolved_for_unknown_alert_changes_nothing_but_deliveries() -> None:
+    status = fold(initial_status(NOW, how="t"), [alert("a")])
+    after = fold(status, [alert("zzz", firing=False)])
+    assert after.state == IncidentState.DETECTED and after.alerts.firing == 1 and after.alerts.deliveries == 2
+
+
+def test_status_stays_bounded_in_a_storm() -> None:
+    status = fold(initial_status(NOW, how="t"), [alert(f"k{i}") for i in range(MAX_ACTIVE_ALERTS + 500)])
+    assert len(status.alerts.active) == MAX_ACTIVE_ALERTS and status.alerts.untracked == 500
+    assert status.alerts.count == MAX_ACTIVE_ALERTS + 500 and len(status.alerts.recent) == 10
+    resolved_all_tracked = fold(status, [alert(f"k{i}", firing=False) for i in range(MAX_ACTIVE_ALERTS)])
+    assert resolved_all_tracked.state == IncidentState.DETECTED  # untracked alerts block auto-resolve
+    assert len(status.wire()["alerts"]["active"]) == MAX_ACTIVE_ALERTS

@@ -1,0 +1,116 @@
+"""The state machine and the mirroring of human intents, with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.incident import (
+    MAX_TIMELINE,
+    Acknowledgement,
+    IncidentSpec,
+    IncidentState,
+    Resolution,
+)
+from incidentops.lifecycle.intents import reconcile_intents
+from incidentops.lifecycle.machine import (
+    ALLOWED,
+    IllegalTransitionError,
+    acknowledge,
+    append_timeline,
+    check,
+    initial_status,
+    transition,
+)
+
+T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+S = IncidentState
+SPEC = IncidentSpec(title="checkout down", severity=Severity.SEV1, service="checkout")
+
+
+def test_every_state_can_reach_closed_except_closed() -> None:
+    for state in S:
+        seen, frontier = {state}, [state]
+        while frontier:
+            for nxt in ALLOWED[frontier.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append(nxt)
+        assert (S.CLOSED in seen) is True
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [(S.RESOLVED, S.ACKNOWLEDGED), (S.CLOSED, S.RESOLVED), (S.RESOLVED, S.DETECTED), (S.MONITORING, S.DETECTED)],
+)
+def test_illegal_transitions_are_refused_with_a_reason(current: S, target: S) -> None:
+    with pytest.raises(IllegalTransitionError, match=f"cannot move from {current} to {target}"):
+        check(current, target)
+
+
+def test_acknowledge_then_resolve_records_times_metrics_and_conditions() -> None:
+    status = initial_status(T0, how="test")
+    status = acknowledge(status, by="alice", now=T0 + timedelta(minutes=4))
+    assert status.state == S.ACKNOWLEDGED and status.acknowledged_by == "alice"
+    assert status.metrics.time_to_acknowledge_seconds == 240
+    status = transition(status, S.MITIGATING, now=T0 + timedelta(minutes=10), actor="bob")
+    status = transition(status, S.RESOLVED, now=T0 + timedelta(minutes=30), actor="bob", reason="rolled back")
+    assert status.metrics.time_to_resolve_seconds == 1800
+    assert status.metrics.time_to_mitigate_seconds == 1800  # first time it left mitigation
+    assert {c.type: c.status for c in status.conditions} == {"Acknowledged": "True", "Resolved": "True"}
+    assert [e.type for e in status.timeline] == ["Detected", "Acknowledged", "Mitigating", "Resolved"]
+
+
+def test_acknowledge_later_in_the_lifecycle_only_records() -> None:
+    status = transition(initial_status(T0, how="t"), S.INVESTIGATING, now=T0, actor="bot")
+    status = acknowledge(status, by="carol", now=T0 + timedelta(minutes=1))
+    assert status.state == S.INVESTIGATING and status.acknowledged_at == T0 + timedelta(minutes=1)
+
+
+def test_acknowledge_after_resolution_is_refused() -> None:
+    status = transition(initial_status(T0, how="t"), S.RESOLVED, now=T0, actor="auto-resolve")
+    with pytest.raises(IllegalTransitionError, match="already Resolved"):
+        acknowledge(status, by="dave", now=T0)
+
+
+def test_timeline_is_bounded_and_keeps_its_first_entry() -> None:
+    status = initial_status(T0, how="the beginning")
+    for i in range(MAX_TIMELINE * 2):
+        status = append_timeline(status, T0, "Note", f"n{i}")
+    assert len(status.timeline) == MAX_TIMELINE
+    assert status.timeline[0].message == "the beginning" and status.timeline[-1].message == f"n{MAX_TIMELINE * 2 - 1}"
+
+
+def test_intents_are_mirrored_once() -> None:
+    spec = SPEC.model_copy(update={"acknowledgement": Acknowledgement(by="alice"), "assignee": "alice"})
+    first = reconcile_intents(spec, initial_status(T0, how="t"), now=T0 + timedelta(minutes=2), generation=2)
+    assert first.acknowledged and first.status.state == S.ACKNOWLEDGED and first.status.assignee == "alice"
+    assert first.status.observed_generation == 2
+    again = reconcile_intents(spec, first.status, now=T0 + timedelta(minutes=9), generation=2)
+    assert again.status == first.status and again.notices == []
+
+
+def test_resolution_intent_and_late_acknowledgement() -> None:
+    spec = SPEC.model_copy(update={"resolution": Resolution(by="bob", summary="rolled back", root_cause="bad deploy")})
+    done = reconcile_intents(spec, initial_status(T0, how="t"), now=T0 + timedelta(minutes=5), generation=1)
+    assert done.resolved and done.status.state == S.RESOLVED and done.status.resolved_by == "bob"
+    assert "root cause: bad deploy" in done.status.timeline[-1].message
+    late = reconcile_intents(
+        spec.model_copy(update={"acknowledgement": Acknowledgement(by="carol")}), done.status, now=T0, generation=2
+    )
+    assert late.status.acknowledged_at is None
+    assert [n.reason for n in late.notices] == ["AcknowledgementIgnored"] and late.notices[0].warning
+    assert (
+        reconcile_intents(
+            spec.model_copy(update={"acknowledgement": Acknowledgement(by="carol")}), late.status, now=T0, generation=2
+        ).notices
+        == []
+    )
+
+
+def test_manual_incident_gets_an_initial_status() -> None:
+    result = reconcile_intents(SPEC, None, now=T0, generation=1)
+    assert result.status.state == S.DETECTED and result.status.detected_at == T0
+    assert result.notices[0].reason == "Detected"
