@@ -63,7 +63,9 @@ def _rollout_complete(apps: k8s.AppsV1Api, namespace: str, name: str) -> k8s.V1D
 
 def _wait_rollout(apps: k8s.AppsV1Api, namespace: str, name: str, timeout: float = 60) -> k8s.V1Deployment:
     return wait_until(
-        lambda: _rollout_complete(apps, namespace, name), timeout=timeout, interval=0.2,
+        lambda: _rollout_complete(apps, namespace, name),
+        timeout=timeout,
+        interval=0.2,
         what=f"rollout of deployment {namespace}/{name}",
     )
 
@@ -110,8 +112,9 @@ def test_deployment_pods_run_on_kwok_nodes(kube_cluster: KubeCluster, namespace:
     apps, core = k8s.AppsV1Api(kube_cluster.api), k8s.CoreV1Api(kube_cluster.api)
     create_demo_deployment(kube_cluster.api, namespace, "web", replicas=2)
 
-    replicasets = wait_until(lambda: _owned_replicasets(apps, namespace, "web"), timeout=30,
-                             what="a ReplicaSet for deployment web")
+    replicasets = wait_until(
+        lambda: _owned_replicasets(apps, namespace, "web"), timeout=30, what="a ReplicaSet for deployment web"
+    )
     assert len(replicasets) == 1
     _wait_rollout(apps, namespace, "web")
 
@@ -196,9 +199,21 @@ def test_rollback_with_kubectl_rollout_undo(kube_cluster: KubeCluster, namespace
     _three_revisions(apps, kube_cluster.api, namespace)
 
     subprocess.run(
-        [str(kubectl_binary()), "--kubeconfig", str(kube_cluster.kubeconfig), "-n", namespace,
-         "rollout", "undo", "deployment/web", "--to-revision=1"],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            str(kubectl_binary()),
+            "--kubeconfig",
+            str(kube_cluster.kubeconfig),
+            "-n",
+            namespace,
+            "rollout",
+            "undo",
+            "deployment/web",
+            "--to-revision=1",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     _assert_rolled_back_to_v1(apps, namespace)

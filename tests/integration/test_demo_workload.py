@@ -45,7 +45,8 @@ def test_rollout_restart_resets_the_leak(
     first = _gauge(demo, "demo_memory_leak_bytes")
     grown = wait_until(
         lambda: (v := _gauge(demo, "demo_memory_leak_bytes")) > first + 512 * 1024 and v,
-        timeout=30, what="the leak to grow",
+        timeout=30,
+        what="the leak to grow",
     )
 
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "2026-01-01T00:00:00Z"}}}}}
