@@ -57,14 +57,14 @@ def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iter
     """A fresh namespace for one test, deleted afterwards (without waiting for finalization)."""
     core = k8s.CoreV1Api(kube_cluster.api)
     name = namespace_for_test(request.node.name)
-    body = k8s.V1Namespace(
-        metadata=k8s.V1ObjectMeta(name=name, labels={"incidentops.dev/test": "true"})
-    )
+    body = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"incidentops.dev/test": "true"}))
     core.create_namespace(body)
     # pods are rejected until the namespace's default ServiceAccount exists; wait so tests start clean
     wait_until(
         lambda: core.read_namespaced_service_account("default", name),
-        timeout=30, what=f"serviceaccount {name}/default", ignore=(k8s.ApiException,),
+        timeout=30,
+        what=f"serviceaccount {name}/default",
+        ignore=(k8s.ApiException,),
     )
     try:
         yield name

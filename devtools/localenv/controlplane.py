@@ -137,22 +137,16 @@ def _kwokctl_env() -> dict[str, str]:
     return {**os.environ, "KWOK_WORKDIR": str(kwok_workdir())}
 
 
-def _kwokctl(
-    bins: Path, *args: str, check: bool = True, quiet: bool = False
-) -> subprocess.CompletedProcess[str]:
+def _kwokctl(bins: Path, *args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     """Run kwokctl for our cluster; its JSON log lines are echoed as plain progress unless quiet."""
     argv = [str(bins / "kwokctl"), "--name", CLUSTER_NAME, *args]
     kwok_workdir().mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        argv, env=_kwokctl_env(), capture_output=True, text=True, check=False, cwd=kwok_workdir()
-    )
+    result = subprocess.run(argv, env=_kwokctl_env(), capture_output=True, text=True, check=False, cwd=kwok_workdir())
     if not quiet:
         for line in result.stderr.splitlines():
             say(f"kwokctl: {_plain_log_line(line)}")
     if check and result.returncode != 0:
-        raise ControlPlaneError(
-            f"kwokctl {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}"
-        )
+        raise ControlPlaneError(f"kwokctl {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}")
     return result
 
 
@@ -271,9 +265,7 @@ def _ready_nodes(api: k8s.ApiClient) -> list[str]:
     ready = []
     for node in k8s.CoreV1Api(api).list_node(_request_timeout=5).items:
         conditions = (node.status.conditions if node.status else None) or []
-        if node.metadata and node.metadata.name and any(
-            c.type == "Ready" and c.status == "True" for c in conditions
-        ):
+        if node.metadata and node.metadata.name and any(c.type == "Ready" and c.status == "True" for c in conditions):
             ready.append(node.metadata.name)
     return ready
 
@@ -414,14 +406,26 @@ def _create(bins: Path) -> None:
     config_file.write_text(yaml.safe_dump(_kwokctl_config(bins), sort_keys=False))
     ports = {name: free_port() for name in ("kube-controller-manager", "kube-scheduler", "kwok-controller")}
     _Marker(bin_dir=str(bins), ports=ports).save()
-    with step("creating cluster with kwokctl (etcd, kube-apiserver, kube-controller-manager, "
-              "kube-scheduler, kwok-controller as local processes)"):
+    with step(
+        "creating cluster with kwokctl (etcd, kube-apiserver, kube-controller-manager, "
+        "kube-scheduler, kwok-controller as local processes)"
+    ):
         _kwokctl(
-            bins, "--config", str(config_file), "create", "cluster", "--runtime", "binary",
-            "--kubeconfig", "",
-            "--kube-controller-manager-port", str(ports["kube-controller-manager"]),
-            "--kube-scheduler-port", str(ports["kube-scheduler"]),
-            "--controller-port", str(ports["kwok-controller"]),
+            bins,
+            "--config",
+            str(config_file),
+            "create",
+            "cluster",
+            "--runtime",
+            "binary",
+            "--kubeconfig",
+            "",
+            "--kube-controller-manager-port",
+            str(ports["kube-controller-manager"]),
+            "--kube-scheduler-port",
+            str(ports["kube-scheduler"]),
+            "--controller-port",
+            str(ports["kwok-controller"]),
         )
 
 
@@ -450,22 +454,32 @@ def _wait_ready(bins: Path, nodes: int, timeout: float) -> Path:
     kubeconfig = _write_kubeconfig(bins)
     with contextlib.closing(api_client(kubeconfig)) as api:
         with step("waiting for etcd and kube-apiserver /readyz"):
-            wait_until(lambda: _apiserver_ready(api), timeout=left(), interval=0.2,
-                       what="kube-apiserver /readyz")
+            wait_until(lambda: _apiserver_ready(api), timeout=left(), interval=0.2, what="kube-apiserver /readyz")
         for name in ("kube-controller-manager", "kube-scheduler", "kwok-controller"):
             if name in ports:
                 with step(f"waiting for {name} /healthz"):
-                    wait_until(functools.partial(_healthz, ports[name]), timeout=left(), interval=0.2,
-                               what=f"{name} /healthz")
+                    wait_until(
+                        functools.partial(_healthz, ports[name]), timeout=left(), interval=0.2, what=f"{name} /healthz"
+                    )
         with step(f"ensuring {nodes} fake nodes"):
             _kwokctl(bins, "scale", "node", "--replicas", str(nodes), quiet=True)
         with step("waiting for nodes Ready"):
-            wait_until(lambda: len(_ready_nodes(api)) >= nodes, timeout=left(), interval=0.2,
-                       what=f"{nodes} Ready nodes", ignore=(k8s.ApiException, OSError))
+            wait_until(
+                lambda: len(_ready_nodes(api)) >= nodes,
+                timeout=left(),
+                interval=0.2,
+                what=f"{nodes} Ready nodes",
+                ignore=(k8s.ApiException, OSError),
+            )
         with step("waiting for the default service account (kube-controller-manager at work)"):
             core = k8s.CoreV1Api(api)
-            wait_until(lambda: core.read_namespaced_service_account("default", "default"), timeout=left(),
-                       interval=0.2, what="serviceaccount default/default", ignore=(k8s.ApiException,))
+            wait_until(
+                lambda: core.read_namespaced_service_account("default", "default"),
+                timeout=left(),
+                interval=0.2,
+                what="serviceaccount default/default",
+                ignore=(k8s.ApiException,),
+            )
     return kubeconfig
 
 
@@ -569,8 +583,11 @@ def _cluster_down_locked() -> bool:
     kubeconfig_path().unlink(missing_ok=True)
     # exited components linger as zombies until init reaps them; wait so `ps` shows nothing
     with contextlib.suppress(WaitTimeout):
-        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in before), timeout=5,
-                   what="exited components to be reaped")
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in before),
+            timeout=5,
+            what="exited components to be reaped",
+        )
     leftovers = _cluster_processes()
     if leftovers:
         say(f"processes still running after cluster-down: {leftovers}")

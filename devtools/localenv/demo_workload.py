@@ -87,9 +87,7 @@ def demo_deployment_manifest(name: str, image: str = DEFAULT_IMAGE, replicas: in
                         }
                     ],
                     # kwok nodes carry this taint in some configurations; tolerate it either way
-                    "tolerations": [
-                        {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-                    ],
+                    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
                 },
             },
         },
@@ -160,9 +158,7 @@ class DemoService:
         self.leak = Gauge(
             "demo_memory_leak_bytes", "Simulated leaking memory; reset by rollout restart.", registry=registry
         )
-        self.ready_replicas = Gauge(
-            "demo_ready_replicas", "Ready replicas of the Deployment.", registry=registry
-        )
+        self.ready_replicas = Gauge("demo_ready_replicas", "Ready replicas of the Deployment.", registry=registry)
         self.observed = Gauge(
             "demo_deployment_observed", "1 once the Deployment has been read successfully.", registry=registry
         )
@@ -251,12 +247,19 @@ class DemoWorkloadProcess:
         self.port = free_port()
         self.process = ManagedProcess(
             [
-                sys.executable, "-m", "localenv.demo_workload",
-                "--kubeconfig", str(kubeconfig),
-                "--namespace", namespace,
-                "--deployment", deployment,
-                "--port", str(self.port),
-                "--min-replicas", str(min_replicas),
+                sys.executable,
+                "-m",
+                "localenv.demo_workload",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                namespace,
+                "--deployment",
+                deployment,
+                "--port",
+                str(self.port),
+                "--min-replicas",
+                str(min_replicas),
             ],
             log_path=log_path,
         )
@@ -331,8 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    print(f"demo_workload: serving http://{args.host}:{args.port}/metrics for "
-          f"deployment {args.namespace}/{args.deployment}", file=sys.stderr, flush=True)
+    print(
+        f"demo_workload: serving http://{args.host}:{args.port}/metrics for "
+        f"deployment {args.namespace}/{args.deployment}",
+        file=sys.stderr,
+        flush=True,
+    )
     with contextlib.closing(api):
         service.run(args.port, args.host)
     return 0

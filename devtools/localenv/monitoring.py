@@ -37,9 +37,7 @@ def find_binary(env_var: str, *candidates: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise FileNotFoundError(
-        f"none of {', '.join(candidates)} is on PATH (install the Debian package or set {env_var})"
-    )
+    raise FileNotFoundError(f"none of {', '.join(candidates)} is on PATH (install the Debian package or set {env_var})")
 
 
 class _LoopbackServer:
@@ -98,9 +96,7 @@ class _LoopbackServer:
             log = process.tail()
             if "address already in use" in log and attempt < _START_ATTEMPTS:
                 continue
-            raise ServerStartError(
-                f"{self.kind} exited with code {process.returncode}\n--- {self.kind} log ---\n{log}"
-            )
+            raise ServerStartError(f"{self.kind} exited with code {process.returncode}\n--- {self.kind} log ---\n{log}")
         raise AssertionError("unreachable")
 
     def _ready_or_exited(self, process: ManagedProcess) -> bool:
@@ -157,9 +153,7 @@ class Prometheus(_LoopbackServer):
         binary: str | None = None,
         ready_timeout: float = 30.0,
     ) -> None:
-        super().__init__(
-            work_dir, binary or find_binary("INCIDENTOPS_PROMETHEUS_BIN", "prometheus"), ready_timeout
-        )
+        super().__init__(work_dir, binary or find_binary("INCIDENTOPS_PROMETHEUS_BIN", "prometheus"), ready_timeout)
         self.scrape_targets = list(scrape_targets)
         self.rules = rules
         self.alertmanager_url = alertmanager_url
@@ -180,9 +174,7 @@ class Prometheus(_LoopbackServer):
                 "scrape_timeout": self.scrape_interval,
                 "evaluation_interval": self.evaluation_interval,
             },
-            "scrape_configs": [
-                {"job_name": "localenv", "static_configs": [{"targets": self.scrape_targets}]}
-            ],
+            "scrape_configs": [{"job_name": "localenv", "static_configs": [{"targets": self.scrape_targets}]}],
         }
         if self.rules.strip():
             config["rule_files"] = [str(self.work_dir / "rules.yml")]
@@ -250,14 +242,15 @@ class Prometheus(_LoopbackServer):
             return next((a for a in matching if a["state"] == state), None)
 
         found: dict[str, Any] = wait_until(
-            check, timeout=timeout, interval=0.25, what=f"alert {name} to be {state}",
+            check,
+            timeout=timeout,
+            interval=0.25,
+            what=f"alert {name} to be {state}",
             ignore=(httpx.HTTPError,),
         )
         return found
 
-    def wait_for_value(
-        self, expr: str, predicate: Callable[[float], bool] = bool, timeout: float = 30.0
-    ) -> float:
+    def wait_for_value(self, expr: str, predicate: Callable[[float], bool] = bool, timeout: float = 30.0) -> float:
         """Wait until `expr` returns a series whose value satisfies `predicate`; return the value."""
 
         def check() -> tuple[float] | None:
@@ -265,7 +258,10 @@ class Prometheus(_LoopbackServer):
             return (value,) if value is not None and predicate(value) else None
 
         found = wait_until(
-            check, timeout=timeout, interval=0.25, what=f"{expr} to satisfy the condition",
+            check,
+            timeout=timeout,
+            interval=0.25,
+            what=f"{expr} to satisfy the condition",
             ignore=(httpx.HTTPError,),
         )
         return found[0]
@@ -310,9 +306,7 @@ class Alertmanager(_LoopbackServer):
         """The alertmanager.yml content as a dict (Alertmanager 0.25 field names)."""
         webhook: dict[str, Any] = {"url": self.webhook_url, "send_resolved": True}
         if self.bearer_token:
-            webhook["http_config"] = {
-                "authorization": {"type": "Bearer", "credentials": self.bearer_token}
-            }
+            webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": self.bearer_token}}
         return {
             "route": {
                 "receiver": "webhook",

@@ -88,9 +88,7 @@ async def test_bad_image_fires_and_recovery_resolves(
     await receiver.start()
     try:
         demo = await asyncio.to_thread(demo_workload, namespace, "checkout")
-        alertmanager = await asyncio.to_thread(
-            alertmanager_factory, webhook_url=receiver.url, bearer_token=TOKEN
-        )
+        alertmanager = await asyncio.to_thread(alertmanager_factory, webhook_url=receiver.url, bearer_token=TOKEN)
         prometheus = await asyncio.to_thread(
             prometheus_factory, scrape_targets=[demo.target], rules=RULES, alertmanager_url=alertmanager.url
         )

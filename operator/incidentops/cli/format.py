@@ -239,13 +239,10 @@ def describe(
     text = Text("\n".join(lines) + "\n")
     text.append("Conditions:\n")
     if status.conditions:
-        rows = [
-            (c.type, c.status, c.reason, format_time(c.last_transition_time), c.message) for c in status.conditions
-        ]
+        rows = [(c.type, c.status, c.reason, format_time(c.last_transition_time), c.message) for c in status.conditions]
         text.append_text(render_table(("TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"), rows, indent="  "))
     else:
         text.append(f"  {NONE}\n")
     text.append("Timeline:\n")
     text.append_text(timeline_table(status, indent="  ") if status.timeline else Text(f"  {NONE}\n"))
     return text
-

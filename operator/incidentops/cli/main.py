@@ -1,0 +1,357 @@
+"""`kubectl incident`: the click commands. Parsing and printing only; logic lives next door.
+
+kubectl runs the `kubectl-incident` executable with the arguments after `incident`, so the
+connection flags (--kubeconfig, --context, -n) are accepted both before and after the verb.
+Expected failures print one `error: ...` line on stderr and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import IO, Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.text import Text
+
+from incidentops.api.v1alpha1.common import Severity, parse_duration
+from incidentops.api.v1alpha1.incident import IncidentState
+from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.cli import format as fmt
+from incidentops.cli.actions import (
+    Incident,
+    Refused,
+    acknowledgement_patch,
+    acknowledgement_recorded,
+    check_acknowledge,
+    check_resolve,
+    resolution_patch,
+    resolution_recorded,
+    write_intent,
+)
+from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
+from incidentops.cli.session import Session, SessionError, explain
+from incidentops.kube import KubeError, NotFound
+
+F = TypeVar("F", bound=Callable[..., Any])
+WAIT_INTERVAL = 0.5
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Fail(click.ClickException):
+    """An expected failure: one kubectl-style line on stderr, exit code 1, no traceback."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.message}", err=True, file=file)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """A duration like kubectl's --timeout: "30s", "2m", "1m30s", or plain seconds."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _console() -> Console:
+    """Markup off: incident titles and alert text are untrusted and may contain [brackets]."""
+    return Console(markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def _print(text: Text) -> None:
+    _console().print(text, end="")
+
+
+def _set_connection(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Store a connection flag; given after the verb it overrides the same flag before it."""
+    if value is not None and param.name:
+        setattr(ctx.ensure_object(Session), param.name, value)
+
+
+def connection_options(command: F) -> F:
+    """--kubeconfig, --context and -n/--namespace, as kubectl spells them."""
+    for option in reversed(
+        (
+            click.option(
+                "--kubeconfig",
+                metavar="PATH",
+                expose_value=False,
+                callback=_set_connection,
+                help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+            ),
+            click.option(
+                "--context",
+                metavar="NAME",
+                expose_value=False,
+                callback=_set_connection,
+                help="Kubeconfig context to use (default: the current context).",
+            ),
+            click.option(
+                "-n",
+                "--namespace",
+                metavar="NS",
+                expose_value=False,
+                callback=_set_connection,
+                help="Namespace (default: the context's namespace, else 'default').",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def handle_errors(command: F) -> F:
+    """Turn the failures we expect (config, connection, API refusals) into `error: ...` lines."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = click.get_current_context().ensure_object(Session)
+        try:
+            return command(*args, **kwargs)
+        except (SessionError, Refused) as error:
+            raise Fail(str(error)) from None
+        except KubeError as error:
+            try:
+                message = explain(error, session)
+            except SessionError as config_error:
+                message = str(config_error)
+            raise Fail(message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def about_incident(name: str, namespace: str) -> Iterator[None]:
+    """Name the incident in NotFound and in validation errors; a missing CRD keeps its own message."""
+    try:
+        yield
+    except NotFound as error:
+        if "could not find the requested resource" in str(error):
+            raise
+        raise Fail(f'incident "{name}" not found in namespace "{namespace}"') from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise Fail(f'incident "{name}": invalid value for {where}: {first["msg"]}') from None
+
+
+def _fetch(session: Session, namespace: str, name: str) -> Incident:
+    with about_incident(name, namespace):
+        return Incident.of(session.client().get(INCIDENT, namespace, name))
+
+
+def _wait_for(
+    session: Session,
+    namespace: str,
+    name: str,
+    done: Callable[[Incident], bool],
+    timeout: float,
+    what: str,
+) -> Incident:
+    """Poll until the operator reflects the intent in status; spec is already written either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        incident = _fetch(session, namespace, name)
+        if done(incident):
+            return incident
+        if time.monotonic() >= deadline:
+            raise Fail(
+                f'timed out after {timeout:g}s waiting for the operator to record the {what} of "{name}" '
+                "(the request is saved in spec; is the operator running and watching this namespace?)"
+            )
+        time.sleep(WAIT_INTERVAL)
+
+
+def _parse_filter(parse: Callable[[tuple[str, ...]], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+        try:
+            return parse(value)
+        except SelectionError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+    return callback
+
+
+WAIT_OPTION = click.option("--wait/--no-wait", default=False, help="Wait until the operator has recorded it in status.")
+TIMEOUT_OPTION = click.option(
+    "--timeout",
+    default="30s",
+    callback=_duration,
+    metavar="DURATION",
+    show_default=True,
+    help="How long --wait waits (e.g. 30s, 2m).",
+)
+BY_OPTION = click.option("--by", metavar="WHO", help="Who is acting (default: $USER, else the kubeconfig user).")
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Work with incidentops Incidents: list, describe, acknowledge, resolve.
+
+    ack and resolve write only the Incident's spec (the same as `kubectl patch`); the operator
+    records them in status, stops escalation and computes time to acknowledge/resolve.
+    """
+    ctx.ensure_object(Session)
+
+
+@cli.command("list", context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.option("-A", "--all-namespaces", is_flag=True, help="List incidents in every namespace.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    callback=_parse_filter(parse_states),
+    help=(
+        "Only these states (repeatable or comma-separated, case-insensitive): "
+        + ", ".join(IncidentState)
+        + ", or 'open' for all unresolved."
+    ),
+)
+@click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    metavar="SEV",
+    callback=_parse_filter(parse_severities),
+    help=f"Only these severities (repeatable or comma-separated): {', '.join(Severity)} or an alias "
+    "such as p0..p4, critical, high, warning, low, info.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "csv"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="table for people; json is an array of summaries (namespace, name, severity, state, service, "
+    "alerts, age, created, title) for scripts, use `kubectl get incidents -o json` for full objects; "
+    "csv has the same fields with a header row.",
+)
+@handle_errors
+def list_incidents(
+    all_namespaces: bool,
+    states: frozenset[IncidentState],
+    severities: frozenset[Severity],
+    output: str,
+) -> None:
+    """List incidents: most severe first, then youngest first."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = None if all_namespaces else session.resolved_namespace()
+    objects = session.client().list(INCIDENT, namespace)
+    now = _now()
+    incidents = select([IncidentSummary.of(o) for o in objects], severities=severities, states=states)
+    output = output.lower()
+    if output == "json":
+        click.echo(fmt.list_json(incidents, now))
+    elif output == "csv":
+        click.echo(fmt.list_csv(incidents, now), nl=False)
+    elif not incidents:
+        where = f' in namespace "{namespace}"' if namespace else ""
+        filtered = " matching the filters" if (states or severities) and objects else ""
+        click.echo(f"No incidents found{where}{filtered}.", err=True)
+    else:
+        _print(fmt.list_table(incidents, now, all_namespaces=all_namespaces))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@handle_errors
+def describe(name: str) -> None:
+    """Show one incident: people, times, metrics, alerts, timeline."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    incident = _fetch(session, namespace, name)
+    _print(fmt.describe(incident.meta, incident.spec, incident.status, _now(), has_status=incident.has_status))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@handle_errors
+def timeline(name: str) -> None:
+    """Print an incident's timeline (time, type, actor, message)."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    incident = _fetch(session, namespace, name)
+    if not incident.status.timeline:
+        click.echo(f'No timeline entries for incident "{name}" yet.', err=True)
+        return
+    _print(fmt.timeline_table(incident.status))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@BY_OPTION
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@handle_errors
+def ack(name: str, by: str | None, wait: bool, timeout: float) -> None:
+    """Acknowledge an incident (take it; stops escalation).
+
+    Refused (exit 1) when it is already acknowledged, Resolved or Closed.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    now = _now()
+    with about_incident(name, namespace):
+        patch = acknowledgement_patch(who, now)
+        write_intent(session.client(), namespace, name, lambda i: check_acknowledge(i, now), patch)
+    click.echo(f'incident "{name}" acknowledged by {who}')
+    if wait:
+        done = _wait_for(session, namespace, name, acknowledgement_recorded, timeout, "acknowledgement")
+        took = fmt.format_duration(done.status.metrics.time_to_acknowledge_seconds)
+        click.echo(f"recorded by the operator: state {done.status.state}, time to acknowledge {took}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.option("--summary", required=True, help="What happened and what fixed it (for the timeline and postmortem).")
+@click.option("--root-cause", default="", help="The root cause, if known.")
+@BY_OPTION
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@handle_errors
+def resolve(name: str, summary: str, root_cause: str, by: str | None, wait: bool, timeout: float) -> None:
+    """Resolve an incident with a summary and root cause.
+
+    Refused (exit 1) when a person already resolved it or it is Closed. An incident the
+    operator auto-resolved (its alerts cleared) can still be resolved: that records the summary.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    with about_incident(name, namespace):
+        patch = resolution_patch(who, _now(), summary, root_cause)
+        write_intent(session.client(), namespace, name, check_resolve, patch)
+    click.echo(f'incident "{name}" resolved by {who}')
+    if wait:
+        done = _wait_for(session, namespace, name, lambda i: resolution_recorded(i, who), timeout, "resolution")
+        took = fmt.format_duration(done.status.metrics.time_to_resolve_seconds)
+        click.echo(f"recorded by the operator: state {done.status.state}, time to resolve {took}")
+
+
+def main() -> None:
+    """Console-script entry point (`kubectl-incident`), named as kubectl users type it."""
+    cli(prog_name="kubectl incident")

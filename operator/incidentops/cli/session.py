@@ -1,0 +1,133 @@
+"""Connection settings the way kubectl resolves them: --kubeconfig, $KUBECONFIG, --context, namespace.
+
+Also turns the client's failures into one-line messages: a responder at 3am needs "cannot reach
+the API server at https://...: connection refused", not a urllib3 traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes.config
+
+from incidentops.kube import KubeClient, KubeError, NotFound, Unavailable, load_api_client
+
+DEFAULT_NAMESPACE = "default"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_OBJECT_REPR = re.compile(r"<[^>]*object at 0x[0-9a-f]+>:\s*")
+
+
+class SessionError(Exception):
+    """Configuration or connection trouble, already phrased for the user."""
+
+
+def _kubeconfig_path(explicit: str | None) -> str | None:
+    """The kubeconfig to read, or None for in-cluster config (only when nothing else exists)."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get("KUBECONFIG")
+    if from_env:
+        return from_env
+    home = Path("~/.kube/config").expanduser()
+    if not home.exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    return str(home)
+
+
+@dataclass
+class Session:
+    """What the global flags select; the API client is created on first use."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    _client: KubeClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def kubeconfig_path(self) -> str | None:
+        return _kubeconfig_path(self.kubeconfig)
+
+    def _context(self) -> dict[str, Any]:
+        """The selected kubeconfig context's body ({} in-cluster or when none is set)."""
+        path = self.kubeconfig_path
+        if path is None:
+            return {}
+        try:
+            contexts, current = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        except (kubernetes.config.ConfigException, OSError) as error:
+            raise SessionError(f"cannot read kubeconfig {path}: {error}") from None
+        if self.context:
+            chosen = next((c for c in contexts if c.get("name") == self.context), None)
+            if chosen is None:
+                raise SessionError(f'context "{self.context}" not found in kubeconfig {path}')
+        else:
+            chosen = current
+        body = (chosen or {}).get("context") or {}
+        return dict(body)
+
+    def resolved_namespace(self) -> str:
+        """-n, else the context's namespace, else (in a pod) the pod's namespace, else "default"."""
+        if self.namespace:
+            return self.namespace
+        from_context = self._context().get("namespace")
+        if from_context:
+            return str(from_context)
+        if self.kubeconfig_path is None and SERVICE_ACCOUNT_NAMESPACE.exists():
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or DEFAULT_NAMESPACE
+        return DEFAULT_NAMESPACE
+
+    def default_actor(self) -> str:
+        """Who acts when --by is not given: $USER, else the kubeconfig context's user name."""
+        user = os.environ.get("USER") or os.environ.get("USERNAME")
+        if user:
+            return user
+        from_context = self._context().get("user")
+        if from_context:
+            return str(from_context)
+        raise SessionError("cannot tell who you are: pass --by NAME")
+
+    def client(self) -> KubeClient:
+        """The API client for the selected cluster and context."""
+        if self._client is None:
+            try:
+                api = load_api_client(self.kubeconfig_path, self.context, pool=4)
+            except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as error:
+                where = self.kubeconfig_path or "in-cluster configuration"
+                raise SessionError(f"cannot load Kubernetes configuration from {where}: {error}") from None
+            self._client = KubeClient(api, component="kubectl-incident")
+        return self._client
+
+    @property
+    def server(self) -> str:
+        """The API server URL, for error messages."""
+        return str(self.client().api_client.configuration.host)
+
+
+def _root_reason(error: BaseException) -> str:
+    """The innermost useful reason of a connection failure, without object reprs."""
+    reason: BaseException = error
+    while True:
+        inner = getattr(reason, "reason", None)
+        if isinstance(inner, BaseException):
+            reason = inner
+        elif reason.__cause__ is not None:
+            reason = reason.__cause__
+        else:
+            break
+    return _OBJECT_REPR.sub("", str(reason)) or type(reason).__name__
+
+
+def explain(error: KubeError, session: Session) -> str:
+    """A one-line message for errors that are not about a particular incident."""
+    if isinstance(error, Unavailable) and error.__cause__ is not None and "unreachable" in str(error):
+        return f"cannot reach the Kubernetes API server at {session.server}: {_root_reason(error.__cause__)}"
+    if isinstance(error, NotFound) and "could not find the requested resource" in str(error):
+        return (
+            'the server doesn\'t have a resource type "incidents": '
+            "is the incidentops CRD installed (kubectl apply -f crds/)?"
+        )
+    return str(error)
