@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster, api_client, use_or_start_cluster
+from localenv.crds import install_crds
 from localenv.demo_workload import DEFAULT_IMAGE, DemoWorkloadProcess, create_demo_deployment
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.names import namespace_for_test
@@ -50,6 +51,12 @@ def kube_cluster() -> Iterator[KubeCluster]:
         yield KubeCluster(kubeconfig=kubeconfig, api=api)
     finally:
         api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def crds(kube_cluster: KubeCluster) -> list[str]:
+    """The project's CRDs, installed (or updated) from crds/ and Established."""
+    return install_crds(kube_cluster.api)
 
 
 @pytest.fixture

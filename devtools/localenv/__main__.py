@@ -8,10 +8,22 @@ cluster-up)` works.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from localenv import controlplane
+from localenv.crds import install_crds
+
+
+def current_kubeconfig() -> Path:
+    """$KUBECONFIG, else the local cluster's, else kubectl's default."""
+    if os.environ.get("KUBECONFIG"):
+        return Path(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+    local = controlplane.kubeconfig_path()
+    return local if local.exists() else Path.home() / ".kube" / "config"
+
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("cluster-down", help="delete the cluster and check no process is left")
     commands.add_parser("status", help="show components, memory, API version and nodes")
     commands.add_parser("kubeconfig", help="print the local kubeconfig path")
+    commands.add_parser("install-crds", help="install or update the CRDs in the current kubeconfig's cluster")
     args = parser.parse_args(argv)
 
     try:
@@ -38,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "cluster-down":
             return EXIT_OK if controlplane.cluster_down() else EXIT_FAILED
+        if args.command == "install-crds":
+            for name in install_crds(controlplane.api_client(current_kubeconfig())):
+                print(f"customresourcedefinition {name} established", file=sys.stderr)
+            return EXIT_OK
         if args.command == "kubeconfig":
             print(controlplane.kubeconfig_path())
             return EXIT_OK

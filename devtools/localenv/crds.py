@@ -27,15 +27,17 @@ def install_crds(api: k8s.ApiClient, directory: Path | None = None, timeout: flo
         except k8s.ApiException as error:
             if error.status != 404:
                 raise
-            ext.create_custom_resource_definition(manifest)
+            ext.create_custom_resource_definition(manifest)  # type: ignore[arg-type]  # the client sends dicts as they are
         else:
-            manifest["metadata"]["resourceVersion"] = current.metadata.resource_version  # type: ignore[index]
-            ext.replace_custom_resource_definition(name, manifest)
+            version = current.metadata.resource_version if current.metadata else None
+            manifest["metadata"]["resourceVersion"] = version  # type: ignore[index]
+            ext.replace_custom_resource_definition(name, manifest)  # type: ignore[arg-type]
         names.append(str(name))
 
     def established() -> bool:
         for name in names:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            status = ext.read_custom_resource_definition(name).status
+            conditions = (status.conditions if status else None) or []
             if not any(c.type == "Established" and c.status == "True" for c in conditions):
                 return False
         return True

@@ -25,7 +25,8 @@ async def run(config: config_module.Config) -> None:
     tokens = TokenSource(config.webhook_token)
     if config.webhook_auth == "none":
         log.warning(
-            "webhook authentication is OFF (INCIDENTOPS_WEBHOOK_AUTH=none): anyone who can reach the port can open incidents"
+            "webhook authentication is OFF (INCIDENTOPS_WEBHOOK_AUTH=none): "
+            "anyone who can reach the port can open incidents"
         )
     kopf_ready, stop = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()

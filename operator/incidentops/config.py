@@ -55,16 +55,12 @@ class Config(BaseModel):
     http_host: str = "0.0.0.0"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     namespaces: list[str] = Field(default=[], description="Watched namespaces; empty means all.")
-    incident_namespace: str = Field(
-        default="", description="Where incidents go when no watched namespace fits."
-    )
+    incident_namespace: str = Field(default="", description="Where incidents go when no watched namespace fits.")
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     webhook_auth: Literal["token", "none"] = "token"
     webhook_token: str = ""
-    webhook_token_secret: str = Field(
-        default="", description="namespace/name/key of a Secret holding the token."
-    )
+    webhook_token_secret: str = Field(default="", description="namespace/name/key of a Secret holding the token.")
     max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     severity_labels: list[str] = ["severity", "priority"]
     severity_map: dict[str, Severity] = dict(DEFAULT_SEVERITY_MAP)
@@ -73,9 +69,7 @@ class Config(BaseModel):
     correlation_labels: list[str] = Field(
         default=[], description="Labels forming the correlation key; empty means namespace + service."
     )
-    dedup_labels: list[str] = Field(
-        default=[], description="Labels forming the dedup key; empty: fingerprint."
-    )
+    dedup_labels: list[str] = Field(default=[], description="Labels forming the dedup key; empty: fingerprint.")
     correlation_window: str = "5m"
     auto_resolve: bool = True
     recent_alerts: Annotated[int, Field(ge=1, le=10)] = 10
@@ -129,9 +123,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             try:
                 overrides = json.loads(value)
             except json.JSONDecodeError as error:
-                raise ConfigError(
-                    f'{key}: not JSON ({error.msg}); expected e.g. \'{{"p1": "SEV1"}}\''
-                ) from None
+                raise ConfigError(f'{key}: not JSON ({error.msg}); expected e.g. \'{{"p1": "SEV1"}}\'') from None
             if not isinstance(overrides, dict):
                 raise ConfigError(f"{key}: expected a JSON object mapping label values to SEV1..SEV5")
             raw[field] = {**DEFAULT_SEVERITY_MAP, **{str(k).lower(): v for k, v in overrides.items()}}

@@ -111,9 +111,7 @@ class KubeClient:
         return result
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
-        return self._obj(
-            self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name
-        )
+        return self._obj(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
 
     def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
         if namespace:
@@ -137,9 +135,7 @@ class KubeClient:
         return items
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
-        return self._obj(
-            self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body
-        )
+        return self._obj(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body)
 
     def replace_status(self, kind: Kind, body: Obj) -> Obj:
         """PUT the status subresource; the body's resourceVersion makes it fail with Conflict if stale."""
@@ -154,16 +150,12 @@ class KubeClient:
             body,
         )
 
-    def patch_spec(
-        self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
-    ) -> Obj:
+    def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
         """Merge-patch the object (spec only, by convention); optionally guarded by resourceVersion."""
         body = dict(patch)
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self._obj(
-            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body
-        )
+        return self._obj(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body)
 
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)

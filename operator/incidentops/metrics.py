@@ -19,9 +19,7 @@ ALERTS_RECEIVED = Counter(
 ALERTS_DEDUPLICATED = Counter(
     "incidentops_alerts_deduplicated_total", "Alert notifications that matched an alert already firing."
 )
-ALERTS_REJECTED = Counter(
-    "incidentops_alerts_rejected_total", "Webhook deliveries refused, by reason.", ["reason"]
-)
+ALERTS_REJECTED = Counter("incidentops_alerts_rejected_total", "Webhook deliveries refused, by reason.", ["reason"])
 INCIDENTS_CREATED = Counter("incidentops_incidents_created_total", "Incidents opened.", ["severity"])
 WEBHOOK_SECONDS = Histogram(
     "incidentops_webhook_duration_seconds",

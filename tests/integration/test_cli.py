@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import yaml
 from click.testing import CliRunner, Result
 from kubernetes import client as k8s
 
+from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.cli.actions import Incident, Refused, acknowledgement_patch, check_acknowledge, write_intent
 from incidentops.cli.main import cli
+from incidentops.kube import KubeClient, load_api_client
 from localenv.controlplane import KubeCluster
 from localenv.operator_process import OperatorProcess
 from localenv.procs import free_port
@@ -157,6 +161,39 @@ def test_ack_writes_only_spec_and_refuses_a_second_ack(kube_cluster: KubeCluster
     again = run("ack", "api-5xx", "-n", namespace, "--by", "erin", code=1)
     assert again.stderr.startswith('error: incident "api-5xx" is already acknowledged by dana')
     assert get_incident(kube_cluster, namespace, "api-5xx")["spec"]["acknowledgement"]["by"] == "dana"
+
+
+def test_a_concurrent_change_makes_ack_read_and_check_again(kube_cluster: KubeCluster, namespace: str) -> None:
+    """Between our read and our write someone else writes; the guarded patch conflicts and we re-check."""
+    create_incident(kube_cluster, namespace, "api-5xx", "SEV2", "api")
+    custom = k8s.CustomObjectsApi(kube_cluster.api)
+    kube = KubeClient(load_api_client(str(kube_cluster.kubeconfig)))
+    now = datetime.now(UTC)
+    seen: list[str] = []
+
+    def meanwhile(name: str, patch: dict[str, Any]) -> Callable[[Incident], None]:
+        def precheck(incident: Incident) -> None:
+            seen.append(incident.resource_version)
+            if len(seen) == 1:  # another responder writes right after our first read
+                custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+            check_acknowledge(incident, now)
+
+        return precheck
+
+    ack_patch = acknowledgement_patch("alice", now)
+    written = write_intent(kube, namespace, "api-5xx", meanwhile("api-5xx", {"spec": {"assignee": "frank"}}), ack_patch)
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert written.spec.assignee == "frank" and written.spec.acknowledgement is not None
+    assert written.spec.acknowledgement.by == "alice"
+
+    create_incident(kube_cluster, namespace, "db-lag", "SEV3", "db")
+    seen.clear()
+    with pytest.raises(Refused, match="already acknowledged by grace"):
+        write_intent(
+            kube, namespace, "db-lag", meanwhile("db-lag", {"spec": {"acknowledgement": {"by": "grace"}}}), ack_patch
+        )
+    assert kube.get(INCIDENT, namespace, "db-lag")["spec"]["acknowledgement"]["by"] == "grace"
+    kube.api_client.close()
 
 
 def test_ack_and_resolve_are_recorded_by_the_operator(

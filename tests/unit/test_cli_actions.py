@@ -53,6 +53,7 @@ def test_patches_write_only_the_intent_in_camel_case() -> None:
             }
         }
     }
+    assert "rootCause" not in resolution_patch("bob", NOW, "rolled back", "")["spec"]["resolution"]
 
 
 def test_patches_refuse_what_the_schema_would_reject() -> None:

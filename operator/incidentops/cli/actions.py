@@ -108,7 +108,7 @@ def acknowledgement_patch(by: str, now: datetime) -> Obj:
 def resolution_patch(by: str, now: datetime, summary: str, root_cause: str) -> Obj:
     """The merge patch that asks the operator to resolve; validated by the shared model (lengths)."""
     resolution = Resolution(by=by, at=now, summary=summary, root_cause=root_cause)
-    return {"spec": {"resolution": resolution.wire()}}
+    return {"spec": {"resolution": {k: v for k, v in resolution.wire().items() if v != ""}}}
 
 
 def write_intent(

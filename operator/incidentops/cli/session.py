@@ -93,6 +93,8 @@ class Session:
     def client(self) -> KubeClient:
         """The API client for the selected cluster and context."""
         if self._client is None:
+            if self.context:
+                self._context()  # a clear "context not found" before the client library's wording
             try:
                 api = load_api_client(self.kubeconfig_path, self.context, pool=4)
             except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as error:

@@ -128,8 +128,6 @@ def _register_kind(
         kopf.on.create(GROUP, VERSION, kind.plural, registry=registry),
         kopf.on.update(GROUP, VERSION, kind.plural, registry=registry),
         kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry),
-        kopf.timer(
-            GROUP, VERSION, kind.plural, registry=registry, interval=RECHECK_SECONDS, idle=RECHECK_SECONDS
-        ),
+        kopf.timer(GROUP, VERSION, kind.plural, registry=registry, interval=RECHECK_SECONDS, idle=RECHECK_SECONDS),
     ):
         decorator(validate)

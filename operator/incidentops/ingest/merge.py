@@ -88,9 +88,7 @@ def apply_alerts(
     if outcome.resolved and counts.firing == 0 and status.state in OPEN_STATES:
         target = IncidentState.RESOLVED if auto_resolve else IncidentState.MONITORING
         if target != status.state:
-            status = transition(
-                status, target, now=now, actor="auto-resolve", reason="every alert has resolved"
-            )
+            status = transition(status, target, now=now, actor="auto-resolve", reason="every alert has resolved")
             outcome.auto_transition = target
     return status, outcome
 

@@ -136,9 +136,7 @@ class IncidentWriter:
                 continue
             if result is not None:
                 return result
-        raise Unavailable(
-            f"gave up on {key.namespace}/{key.correlation} after {MAX_ATTEMPTS} conflicting writes"
-        )
+        raise Unavailable(f"gave up on {key.namespace}/{key.correlation} after {MAX_ATTEMPTS} conflicting writes")
 
     async def _attempt(self, key: GroupKey, alerts: list[Alert]) -> Persisted | None:
         """One read-decide-write round; None means 'lost a race, go again with fresh state'."""

@@ -81,9 +81,7 @@ def reconcile_intents(
             generation=generation,
         )
         resolved = True
-        notices.append(
-            Notice("Resolved", f"resolved by {res.by}" + (f": {res.summary}" if res.summary else ""))
-        )
+        notices.append(Notice("Resolved", f"resolved by {res.by}" + (f": {res.summary}" if res.summary else "")))
     elif res is not None and status.resolved_by == "auto-resolve":
         status = append_timeline(
             status.model_copy(update={"resolved_by": res.by}),

@@ -48,9 +48,7 @@ def check(current: IncidentState, target: IncidentState) -> None:
     """Raise IllegalTransitionError unless current → target is allowed."""
     if target not in ALLOWED[IncidentState(current)]:
         allowed = ", ".join(sorted(ALLOWED[IncidentState(current)])) or "nothing (it is final)"
-        raise IllegalTransitionError(
-            f"cannot move from {current} to {target}; from {current} it can go to {allowed}"
-        )
+        raise IllegalTransitionError(f"cannot move from {current} to {target}; from {current} it can go to {allowed}")
 
 
 def append_timeline(
@@ -127,16 +125,12 @@ def transition(
     return append_timeline(moved, now, _REASON[target], message, actor)
 
 
-def acknowledge(
-    status: IncidentStatus, *, by: str, now: datetime, generation: int | None = None
-) -> IncidentStatus:
+def acknowledge(status: IncidentStatus, *, by: str, now: datetime, generation: int | None = None) -> IncidentStatus:
     """Record an acknowledgement; from Detected it also moves the state, later it only records it."""
     if status.acknowledged_at is not None:
         return status
     if status.state in (S.RESOLVED, S.CLOSED):
-        raise IllegalTransitionError(
-            f"the incident is already {status.state}; there is nothing to acknowledge"
-        )
+        raise IllegalTransitionError(f"the incident is already {status.state}; there is nothing to acknowledge")
     if status.state == S.DETECTED:
         return transition(status, S.ACKNOWLEDGED, now=now, actor=by, generation=generation)
     recorded = status.model_copy(

@@ -57,9 +57,7 @@ async def check_detection_rule(spec: DetectionRuleSpec, namespace: str, lookup: 
     if any(not q.strip() for q in queries):
         found.add("EmptyQuery", "the PromQL expression is empty")
     if spec.runbook_ref and not await lookup.exists("Runbook", namespace, spec.runbook_ref.name):
-        found.add(
-            "RunbookNotFound", f"runbookRef names Runbook {spec.runbook_ref.name!r}, which does not exist"
-        )
+        found.add("RunbookNotFound", f"runbookRef names Runbook {spec.runbook_ref.name!r}, which does not exist")
     policy = spec.escalation_policy_ref
     if policy and not await lookup.exists("EscalationPolicy", namespace, policy.name):
         found.add(
@@ -82,11 +80,7 @@ async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Ve
             found.add("UnknownAction", f"{where}: unknown action {step.action!r}")
             continue
         action = Action(step.action)
-        if (
-            action in _NEEDS_WORKLOAD
-            and step.target
-            and step.target.kind not in ("Deployment", "StatefulSet")
-        ):
+        if action in _NEEDS_WORKLOAD and step.target and step.target.kind not in ("Deployment", "StatefulSet"):
             found.add("InvalidTarget", f"{where}: {action.value} works on a Deployment or StatefulSet")
         if action == Action.SCALE:
             if step.params.replicas is None:
@@ -104,9 +98,7 @@ async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Ve
             found.add("InvalidTarget", f"{where}: cordon needs a Node target")
         target_ns = step.target.namespace if step.target else None
         if target_ns and spec.safety.allowed_namespaces and target_ns not in spec.safety.allowed_namespaces:
-            found.add(
-                "NamespaceNotAllowed", f"{where}: namespace {target_ns!r} is not in safety.allowedNamespaces"
-            )
+            found.add("NamespaceNotAllowed", f"{where}: namespace {target_ns!r} is not in safety.allowedNamespaces")
     if spec.verify is not None and not spec.verify.query.strip():
         found.add("EmptyQuery", "verify.query is empty")
     mode = "automatic" if spec.automatic else "approval-gated"
@@ -121,9 +113,7 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
         where = f"level {level.name or index}"
         for target in level.targets:
             if target.type == "schedule" and target.name not in schedules:
-                found.add(
-                    "UnknownSchedule", f"{where}: schedule {target.name!r} is not defined in spec.schedules"
-                )
+                found.add("UnknownSchedule", f"{where}: schedule {target.name!r} is not defined in spec.schedules")
         for channel in level.channels:
             ref = channel.secret_ref
             if ref is None:
@@ -132,9 +122,7 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
                 checked[(ref.name, ref.key)] = await lookup.secret_has_key(namespace, ref.name, ref.key)
             has_key = checked[(ref.name, ref.key)]
             if has_key is None:
-                found.add(
-                    "SecretNotFound", f"{where}: {channel.type} channel's Secret {ref.name!r} does not exist"
-                )
+                found.add("SecretNotFound", f"{where}: {channel.type} channel's Secret {ref.name!r} does not exist")
             elif not has_key:
                 found.add("SecretKeyMissing", f"{where}: Secret {ref.name!r} has no key {ref.key!r}")
     return found.verdict(f"{len(spec.levels)} levels, repeats {spec.repeat.times} times")

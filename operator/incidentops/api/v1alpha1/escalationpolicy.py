@@ -49,9 +49,7 @@ class EscalationTarget(Model):
 class Channel(Model):
     """Where a level's notifications go; credentials are read from the referenced Secret."""
 
-    model_config = ConfigDict(
-        **Model.model_config, json_schema_extra={"x-kubernetes-validations": _CHANNEL_RULES}
-    )
+    model_config = ConfigDict(**Model.model_config, json_schema_extra={"x-kubernetes-validations": _CHANNEL_RULES})
 
     type: ChannelType
     secret_ref: Annotated[

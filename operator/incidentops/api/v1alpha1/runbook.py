@@ -63,9 +63,7 @@ class StepParams(Model):
     """Parameters; which ones apply depends on the action."""
 
     replicas: Annotated[int | None, Field(ge=0, le=10000)] = None
-    revision: Annotated[
-        int | None, Field(ge=1, description="rollback: target revision (default: pre-alert).")
-    ] = None
+    revision: Annotated[int | None, Field(ge=1, description="rollback: target revision (default: pre-alert).")] = None
     query: Annotated[str | None, Field(max_length=8192)] = None
     url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
     method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
