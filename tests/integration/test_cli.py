@@ -52,16 +52,14 @@ def create_incident(
         "metadata": {"name": name},
         "spec": {"title": f"{service} is failing", "severity": severity, "service": service, **spec},
     }
-    obj: dict[str, Any] = k8s.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, body
-    )
+    obj = k8s.CustomObjectsApi(cluster.api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    assert isinstance(obj, dict)
     return obj
 
 
 def get_incident(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = k8s.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name
-    )
+    obj = k8s.CustomObjectsApi(cluster.api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    assert isinstance(obj, dict)
     return obj
 
 
