@@ -72,7 +72,7 @@ class Config(BaseModel):
     dedup_labels: list[str] = Field(default=[], description="Labels forming the dedup key; empty: fingerprint.")
     correlation_window: str = "5m"
     auto_resolve: bool = True
-    recent_alerts: Annotated[int, Field(ge=1, le=10)] = 10
+    recent_alerts: Annotated[int, Field(ge=1, le=10)] = 5
     peering: str = Field(default="standalone", description="Kopf peering name, or 'standalone'.")
     priority: int = 0
     kube_workers: Annotated[int, Field(ge=1, le=128)] = 16

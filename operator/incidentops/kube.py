@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION, format_time
 from incidentops.api.v1alpha1.resources import Kind
+from incidentops.metrics import KUBE_REQUEST_SECONDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,10 +103,17 @@ class KubeClient:
         self.instance = socket.gethostname()
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        verb = fn.__name__.split("_", 1)[0]
+        started = time.perf_counter()
+        result = "ok"
         try:
             return fn(*args, _request_timeout=30, **kwargs)
         except Exception as error:
-            raise _translate(error) from error
+            translated = _translate(error)
+            result = type(translated).__name__.lower()
+            raise translated from error
+        finally:
+            KUBE_REQUEST_SECONDS.labels(verb, result).observe(time.perf_counter() - started)
 
     def _obj(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         result: Obj = self._call(fn, *args, **kwargs)
@@ -206,9 +215,11 @@ class KubeClient:
 class AsyncKube:
     """KubeClient's calls, run off the event loop on a bounded pool."""
 
-    def __init__(self, client: KubeClient, workers: int = 16) -> None:
+    def __init__(self, client: KubeClient, workers: int = 16, event_workers: int = 2) -> None:
         self.client = client
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        # Events are for humans; their own narrow lane keeps them from slowing persistence down.
+        self._events = ThreadPoolExecutor(max_workers=event_workers, thread_name_prefix="kube-events")
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -237,10 +248,12 @@ class AsyncKube:
 
     async def post_event(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal") -> None:
         """Best effort: an Event that cannot be posted is logged, never fatal."""
+        loop = asyncio.get_running_loop()
         try:
-            await self.run(self.client.post_event, obj, reason, message, type_=type_)
+            await loop.run_in_executor(self._events, partial(self.client.post_event, obj, reason, message, type_=type_))
         except KubeError as error:
             log.warning("could not post event %s on %s: %s", reason, obj["metadata"].get("name"), error)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._events.shutdown(wait=False, cancel_futures=True)

@@ -27,6 +27,17 @@ WEBHOOK_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+KUBE_REQUEST_SECONDS = Histogram(
+    "incidentops_kube_request_seconds",
+    "Kubernetes API calls made by the operator, by verb and result.",
+    ["verb", "result"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+INCIDENT_WRITES = Counter(
+    "incidentops_incident_writes_total",
+    "Incident writes by the ingester: ok, conflict (recomputed from fresh state) or error.",
+    ["result"],
+)
 TIME_TO_ACKNOWLEDGE = Histogram(
     "incidentops_time_to_acknowledge_seconds",
     "Detection to acknowledgement.",

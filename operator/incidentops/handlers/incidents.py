@@ -1,35 +1,52 @@
-"""Kopf handlers for Incidents: mirror human intents into status; feed the open-incidents gauge."""
+"""Kopf handler for Incidents: mirror human intents into status; feed the open-incidents gauge.
+
+It watches events rather than registering create/update handlers: those would make Kopf write
+its bookkeeping annotations on every Incident, and each such write would collide with the
+ingester's status writes. Humans change spec, which bumps metadata.generation; the ingester
+stamps status.observedGeneration whenever nothing is pending. So an event needs work only when
+the two differ, a check that costs nothing for the thousands of status-only events of a storm.
+The initial listing at start-up arrives as events too, which covers resuming after a restart.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from incidentops.api.v1alpha1.common import GROUP, VERSION
+from incidentops.api.v1alpha1.common import GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.handlers.deps import Deps
+from incidentops.kube import KubeError
 from incidentops.lifecycle.service import reconcile_incident
 from incidentops.metrics import OPEN_INCIDENTS
 
+log = logging.getLogger(__name__)
+
+
+def needs_reconcile(body: Mapping[str, Any]) -> bool:
+    """Whether spec holds something status does not reflect yet."""
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    if not status:
+        return bool(meta.get("labels", {}).get(MANAGED_BY_LABEL) != MANAGED_BY)  # the ingester writes its own first
+    return bool(status.get("observedGeneration") != meta.get("generation"))
+
 
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
-    async def intents(*, namespace: str | None, name: str, **_: Any) -> None:
-        await reconcile_incident(deps.kube, namespace or "", name, deps.clock)
-
-    for decorator in (
-        kopf.on.create(GROUP, VERSION, INCIDENT.plural, registry=registry),
-        kopf.on.update(GROUP, VERSION, INCIDENT.plural, registry=registry, field="spec"),
-        kopf.on.resume(GROUP, VERSION, INCIDENT.plural, registry=registry),
-    ):
-        decorator(intents)
-
     @kopf.on.event(GROUP, VERSION, INCIDENT.plural, registry=registry)
-    def gauge(*, event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-        body = event.get("object") or {}
+    async def incident_event(*, event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+        body: Mapping[str, Any] = event.get("object") or {}
         if event.get("type") == "DELETED":
             OPEN_INCIDENTS.forget(namespace or "", name)
             return
         severity = (body.get("spec") or {}).get("severity", "")
-        state = (body.get("status") or {}).get("state", "Detected")
-        OPEN_INCIDENTS.observe(namespace or "", name, severity, state)
+        OPEN_INCIDENTS.observe(namespace or "", name, severity, (body.get("status") or {}).get("state", "Detected"))
+        if not needs_reconcile(body):
+            return
+        try:
+            await reconcile_incident(deps.kube, copy.deepcopy(dict(body)), deps.clock)
+        except KubeError as error:  # the next event (or the next start) tries again
+            log.warning("could not reconcile incident %s/%s: %s", namespace, name, error)

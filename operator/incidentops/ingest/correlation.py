@@ -21,10 +21,10 @@ from incidentops.config import Config
 from incidentops.ingest.alerts import Alert
 
 CORRELATION_LABEL = "incidentops.dev/correlation"
+CORRELATION_KEY_ANNOTATION = "incidentops.dev/correlation-key"
 EPISODE_LABEL = "incidentops.dev/episode"
 SERVICE_LABEL = "incidentops.dev/service"
 SEVERITY_LABEL = "incidentops.dev/severity"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "incidentops"}
 
 
 @dataclass(frozen=True)

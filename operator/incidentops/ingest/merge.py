@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from incidentops.api.v1alpha1.incident import (
     MAX_ACTIVE_ALERTS,
@@ -14,6 +14,8 @@ from incidentops.api.v1alpha1.incident import (
 )
 from incidentops.ingest.alerts import Alert
 from incidentops.lifecycle.machine import append_timeline, transition
+
+COALESCE = timedelta(minutes=1)
 
 
 @dataclass
@@ -26,12 +28,13 @@ class MergeOutcome:
     auto_transition: IncidentState | None = None
 
 
-def _summary(alert: Alert, now: datetime) -> AlertSummary:
+def _summary(alert: Alert, now: datetime, common: dict[str, str]) -> AlertSummary:
+    """The alert as kept in status: only the labels that set it apart from the incident's own."""
     return AlertSummary(
         fingerprint=alert.dedup_key,
         name=alert.name,
         status="firing" if alert.firing else "resolved",
-        labels=alert.labels,
+        labels={k: v for k, v in alert.labels.items() if common.get(k) != v},
         summary=(alert.summary or "")[:1024] or None,
         starts_at=alert.starts_at,
         ends_at=alert.ends_at,
@@ -47,6 +50,7 @@ def apply_alerts(
     now: datetime,
     auto_resolve: bool,
     recent_limit: int,
+    common_labels: dict[str, str] | None = None,
 ) -> tuple[IncidentStatus, MergeOutcome]:
     """Fold alerts into the status; a firing alert already active is a duplicate, not a new alert."""
     outcome = MergeOutcome()
@@ -72,7 +76,7 @@ def apply_alerts(
             del active[alert.dedup_key]
             outcome.resolved.append(alert.name)
         recent.pop(alert.dedup_key, None)
-        recent[alert.dedup_key] = _summary(alert, now)
+        recent[alert.dedup_key] = _summary(alert, now, common_labels or {})
     counts.active = list(active)
     counts.firing = len(active) + counts.untracked
     counts.recent = list(recent.values())[-recent_limit:]
@@ -82,9 +86,9 @@ def apply_alerts(
     if status.detected_at is None:
         status = status.model_copy(update={"detected_at": now})
     if outcome.new_firing:
-        status = append_timeline(status, now, "AlertFiring", _describe("firing", outcome.new_firing))
+        status = _note_alerts(status, now, "AlertFiring", "firing", outcome.new_firing)
     if outcome.resolved:
-        status = append_timeline(status, now, "AlertResolved", _describe("resolved", outcome.resolved))
+        status = _note_alerts(status, now, "AlertResolved", "resolved", outcome.resolved)
     if outcome.resolved and counts.firing == 0 and status.state in OPEN_STATES:
         target = IncidentState.RESOLVED if auto_resolve else IncidentState.MONITORING
         if target != status.state:
@@ -93,8 +97,24 @@ def apply_alerts(
     return status, outcome
 
 
-def _describe(what: str, names: list[str]) -> str:
-    distinct = sorted(set(names))
+def _note_alerts(status: IncidentStatus, now: datetime, type_: str, what: str, names: list[str]) -> IncidentStatus:
+    """A timeline entry for alerts; in a storm, entries of the last minute fold into one."""
+    last = status.timeline[-1] if status.timeline else None
+    if last is not None and last.type == type_ and now - last.at <= COALESCE:
+        count = (last.count or 1) + len(names)
+        folded = last.model_copy(update={"count": count, "message": _describe(what, count, names)})
+        return status.model_copy(update={"timeline": [*status.timeline[:-1], folded]})
+    status = append_timeline(status, now, type_, _describe(what, len(names), names))
+    if len(names) > 1:
+        entries = status.timeline
+        status = status.model_copy(
+            update={"timeline": [*entries[:-1], entries[-1].model_copy(update={"count": len(names)})]}
+        )
+    return status
+
+
+def _describe(what: str, count: int, latest: list[str]) -> str:
+    distinct = sorted(set(latest))
     shown = ", ".join(distinct[:5]) + (f" and {len(distinct) - 5} more" if len(distinct) > 5 else "")
-    noun = "alert" if len(names) == 1 else "alerts"
-    return f"{len(names)} {noun} {what}: {shown}"
+    noun = "alert" if count == 1 else "alerts"
+    return f"{count} {noun} {what}: {shown}"

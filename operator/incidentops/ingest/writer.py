@@ -16,15 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from incidentops.api.v1alpha1.common import API_VERSION, Category, Severity, WorkloadReference
+from incidentops.api.v1alpha1.common import (
+    API_VERSION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Category,
+    Severity,
+    WorkloadReference,
+)
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import Config
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.correlation import (
+    CORRELATION_KEY_ANNOTATION,
     CORRELATION_LABEL,
     EPISODE_LABEL,
-    MANAGED_BY,
     SERVICE_LABEL,
     SEVERITY_LABEL,
     GroupKey,
@@ -35,8 +42,9 @@ from incidentops.ingest.correlation import (
 )
 from incidentops.ingest.merge import MergeOutcome, apply_alerts
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
+from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import append_timeline, initial_status
-from incidentops.metrics import ALERTS_DEDUPLICATED, INCIDENTS_CREATED, TIME_TO_RESOLVE
+from incidentops.metrics import ALERTS_DEDUPLICATED, INCIDENT_WRITES, INCIDENTS_CREATED, TIME_TO_RESOLVE
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 25
@@ -78,6 +86,7 @@ class IncidentWriter:
         self._pending: dict[GroupKey, list[_Pending]] = {}
         self._running: dict[GroupKey, asyncio.Task[None]] = {}
         self._latest: OrderedDict[GroupKey, Obj] = OrderedDict()
+        self._indexed: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     async def submit(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
@@ -111,11 +120,28 @@ class IncidentWriter:
         self._latest[key] = obj
         self._latest.move_to_end(key)
         while len(self._latest) > CACHE_SIZE:
-            self._latest.popitem(last=False)
+            evicted, _ = self._latest.popitem(last=False)
+            self._indexed.discard(evicted.namespace)  # absence from the cache no longer means "none"
 
     async def _load_latest(self, key: GroupKey) -> Obj | None:
-        items = await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}")
-        return max(items, key=episode_of, default=None)
+        """The latest episode for the key; one LIST indexes a whole namespace the first time.
+
+        After that, a key missing from the cache has no incident as far as this process knows;
+        if another process created one meanwhile, our create gets a 409 and we join it.
+        """
+        if key.namespace in self._indexed:
+            return None
+        latest: dict[GroupKey, Obj] = {}
+        for obj in await self._kube.list(INCIDENT, key.namespace, CORRELATION_LABEL):
+            annotations = obj["metadata"].get("annotations") or {}
+            found = GroupKey(key.namespace, annotations.get(CORRELATION_KEY_ANNOTATION, ""))
+            if found not in latest or episode_of(obj) > episode_of(latest[found]):
+                latest[found] = obj
+        for found, obj in latest.items():
+            if found not in self._latest:
+                self._remember(found, obj)
+        self._indexed.add(key.namespace)
+        return latest.get(key)
 
     async def _refresh(self, key: GroupKey, name: str) -> None:
         try:
@@ -176,8 +202,10 @@ class IncidentWriter:
         try:
             updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
         except (Conflict, NotFound):
+            INCIDENT_WRITES.labels("conflict").inc()
             await self._refresh(key, name)
             return None
+        INCIDENT_WRITES.labels("ok").inc()
         self._remember(key, updated)
         ALERTS_DEDUPLICATED.inc(outcome.duplicates)
         if created:
@@ -254,16 +282,28 @@ class IncidentWriter:
                 "name": name,
                 "namespace": key.namespace,
                 "labels": {
-                    **MANAGED_BY,
+                    MANAGED_BY_LABEL: MANAGED_BY,
                     CORRELATION_LABEL: key.digest,
                     EPISODE_LABEL: str(episode),
                     SERVICE_LABEL: slug(base, 63),
                     SEVERITY_LABEL: str(severity),
                 },
-                "annotations": {"incidentops.dev/correlation-key": key.correlation},
+                "annotations": {CORRELATION_KEY_ANNOTATION: key.correlation},
             },
             "spec": spec.wire(),
         }
+
+
+def _in_step_with_spec(obj: Obj, status: IncidentStatus, now: datetime) -> IncidentStatus:
+    """Stamp observedGeneration when no human intent waits, so the lifecycle handler has nothing to redo.
+
+    When one does wait (an acknowledgement not yet mirrored, say), the status is left as it is:
+    the lifecycle handler applies it, with its Event and metrics.
+    """
+    pending = reconcile_intents(
+        IncidentSpec.model_validate(obj["spec"]), status, now=now, generation=obj["metadata"].get("generation")
+    )
+    return status if pending.notices else pending.status
 
 
 def _category(value: str | None) -> Category | None:

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
-from incidentops.kube import AsyncKube, Conflict, NotFound
+from incidentops.kube import AsyncKube, Conflict, NotFound, Obj
 from incidentops.lifecycle.intents import Reconciled, reconcile_intents
 from incidentops.metrics import TIME_TO_ACKNOWLEDGE, TIME_TO_RESOLVE
 
@@ -16,15 +17,22 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 
 
-async def reconcile_incident(
-    kube: AsyncKube, namespace: str, name: str, clock: Callable[[], datetime]
-) -> Reconciled | None:
-    """Read, reconcile, write with the read's resourceVersion; a conflict means read again."""
+async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], datetime]) -> Reconciled | None:
+    """Reconcile from the body at hand; write with its resourceVersion; after a conflict, read again.
+
+    Most events need no write at all (the ingester keeps status in step), so this costs no API
+    call in the common case.
+    """
+    obj: Obj | None = body
+    meta = body["metadata"]
     for _ in range(MAX_ATTEMPTS):
-        try:
-            obj = await kube.get(INCIDENT, namespace, name)
-        except NotFound:
-            return None
+        if obj is None:
+            try:
+                obj = await kube.get(INCIDENT, meta["namespace"], meta["name"])
+            except NotFound:
+                return None
+        if not obj.get("status") and obj["metadata"].get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY:
+            return None  # the ingester writes the first status right after creating it
         spec = IncidentSpec.model_validate(obj["spec"])
         current = IncidentStatus.model_validate(obj["status"]) if obj.get("status") else None
         result = reconcile_intents(spec, current, now=clock(), generation=obj["metadata"].get("generation"))
@@ -33,6 +41,7 @@ async def reconcile_incident(
         try:
             updated = await kube.replace_status(INCIDENT, {**obj, "status": result.status.wire()})
         except Conflict:
+            obj = None
             continue
         for notice in result.notices:
             await kube.post_event(
@@ -44,4 +53,4 @@ async def reconcile_incident(
         if result.resolved and metrics.time_to_resolve_seconds is not None:
             TIME_TO_RESOLVE.labels(spec.severity).observe(metrics.time_to_resolve_seconds)
         return result
-    raise Conflict(f"incident {namespace}/{name} kept changing; giving up after {MAX_ATTEMPTS} attempts")
+    raise Conflict(f"incident {meta['namespace']}/{meta['name']} kept changing; gave up after {MAX_ATTEMPTS} attempts")

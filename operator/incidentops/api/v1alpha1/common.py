@@ -13,6 +13,8 @@ from pydantic.alias_generators import to_camel
 GROUP = "incidentops.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "incidentops"
 
 # CEL's duration() understands h, m, s, ms; days are left out on purpose so the schema and CEL agree.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"

@@ -109,7 +109,7 @@ class AlertSummary(StatusModel):
     fingerprint: Annotated[str, Field(max_length=256)]
     name: Annotated[str, Field(max_length=253)]
     status: Literal["firing", "resolved"]
-    labels: LabelMap = {}
+    labels: Annotated[LabelMap, Field(description="Labels beyond the incident's spec.labels.")] = {}
     summary: Annotated[str | None, Field(max_length=1024)] = None
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
@@ -141,6 +141,7 @@ class TimelineEntry(StatusModel):
     type: Annotated[str, Field(max_length=63)]
     message: Annotated[str, Field(max_length=2048)]
     actor: Annotated[str | None, Field(max_length=253)] = None
+    count: Annotated[int | None, Field(ge=1, description="Events of this kind folded into the entry.")] = None
 
 
 class TriageResult(StatusModel):
