@@ -198,7 +198,9 @@ class IncidentWriter:
             now=now,
             auto_resolve=self._config.auto_resolve,
             recent_limit=self._config.recent_alerts,
+            common_labels=target["spec"].get("labels") or {},
         )
+        status = _in_step_with_spec(target, status, now)
         try:
             updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
         except (Conflict, NotFound):
