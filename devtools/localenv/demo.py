@@ -24,31 +24,15 @@ from kubernetes import client as k8s
 
 from localenv import controlplane
 from localenv.crds import install_crds
-from localenv.demo_workload import DemoWorkloadProcess, create_demo_deployment
+from localenv.demo_workload import ERROR_RATIO, DemoWorkloadProcess, create_demo_deployment, error_ratio_rule
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.operator_process import OperatorProcess
 from localenv.procs import wait_until
 
 NAMESPACE = "incidentops-demo"
 SERVICE = "checkout"
+ALERT = "CheckoutHighErrorRatio"
 T = TypeVar("T")
-RULES = """
-groups:
-  - name: checkout
-    rules:
-      - alert: CheckoutHighErrorRatio
-        expr: >-
-          sum(rate(demo_http_requests_total{{code=~"5.."}}[10s]))
-          / sum(rate(demo_http_requests_total[10s])) > 0.2
-        for: 3s
-        labels:
-          severity: critical
-          service: checkout
-          namespace: {namespace}
-        annotations:
-          summary: "checkout is failing: {{{{ $value | humanizePercentage }}}} of requests return 5xx"
-"""
-ERROR_RATIO = 'sum(rate(demo_http_requests_total{code=~"5.."}[10s])) / sum(rate(demo_http_requests_total[10s]))'
 _STARTED = time.monotonic()
 
 
@@ -153,7 +137,7 @@ class Demo:
         prometheus = Prometheus(
             self.work / "prometheus",
             scrape_targets=[workload.target],
-            rules=RULES.format(namespace=NAMESPACE),
+            rules=error_ratio_rule(ALERT, SERVICE, namespace=NAMESPACE, for_="3s"),
             alertmanager_url=alertmanager.url,
         )
         self.servers.append(step("Prometheus started", prometheus.start))
@@ -168,7 +152,7 @@ class Demo:
         workload.set_image("bad")
         step(
             "Prometheus' rule CheckoutHighErrorRatio is firing",
-            lambda: prometheus.wait_for_alert("CheckoutHighErrorRatio", "firing", 90.0),
+            lambda: prometheus.wait_for_alert(ALERT, "firing", 90.0),
         )
         note(f"error ratio now {self._error_ratio(prometheus)}")
         [incident] = step(

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 import httpx
+import yaml
 from kubernetes import client as k8s
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -347,3 +348,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+ERROR_RATIO = 'sum(rate(demo_http_requests_total{code=~"5.."}[10s])) / sum(rate(demo_http_requests_total[10s]))'
+
+
+def error_ratio_rule(
+    alert: str, service: str, *, namespace: str | None = None, threshold: float = 0.2, for_: str = "2s"
+) -> str:
+    """A Prometheus rule file firing `alert` while the demo workload's 5xx ratio is above `threshold`."""
+    labels = {"severity": "critical", "service": service, **({"namespace": namespace} if namespace else {})}
+    rule = {
+        "alert": alert,
+        "expr": f"{ERROR_RATIO} > {threshold}",
+        "for": for_,
+        "labels": labels,
+        "annotations": {"summary": f"{service} error ratio is {{{{ $value | humanizePercentage }}}}"},
+    }
+    return yaml.safe_dump({"groups": [{"name": service, "rules": [rule]}]}, sort_keys=False)

@@ -9,27 +9,11 @@ from typing import Any
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
-from localenv.demo_workload import DemoWorkloadProcess
+from localenv.demo_workload import DemoWorkloadProcess, error_ratio_rule
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.procs import wait_until_async
 
 TOKEN = "e2e-token"
-RULES = """
-groups:
-  - name: demo
-    rules:
-      - alert: DemoHighErrorRatio
-        expr: >-
-          sum(rate(demo_http_requests_total{{code=~"5.."}}[10s]))
-          / sum(rate(demo_http_requests_total[10s])) > 0.2
-        for: 2s
-        labels:
-          severity: critical
-          service: checkout
-          namespace: {namespace}
-        annotations:
-          summary: "checkout error ratio is {{{{ $value | humanizePercentage }}}}"
-"""
 
 
 def incidents(cluster: KubeCluster, namespace: str) -> list[dict[str, Any]]:
@@ -56,7 +40,7 @@ async def test_bad_image_opens_one_incident_and_recovery_resolves_it(
     prometheus = await asyncio.to_thread(
         prometheus_factory,
         scrape_targets=[demo.target],
-        rules=RULES.format(namespace=namespace),
+        rules=error_ratio_rule("DemoHighErrorRatio", "checkout", namespace=namespace),
         alertmanager_url=alertmanager.url,
     )
     await asyncio.to_thread(prometheus.wait_for_value, f'up{{instance="{demo.target}"}}', lambda v: v == 1.0, 30.0)

@@ -15,27 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from localenv.demo_workload import DemoWorkloadProcess
+from localenv.demo_workload import DemoWorkloadProcess, error_ratio_rule
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.procs import free_port, wait_until_async
 
 TOKEN = "s3cret-token"
 ALERT = "DemoHighErrorRatio"
-RULES = f"""
-groups:
-  - name: demo
-    rules:
-      - alert: {ALERT}
-        expr: >-
-          sum(rate(demo_http_requests_total{{code=~"5.."}}[10s]))
-          / sum(rate(demo_http_requests_total[10s])) > 0.2
-        for: 2s
-        labels:
-          severity: critical
-          service: demo
-        annotations:
-          summary: demo error ratio is {{{{ $value | humanizePercentage }}}}
-"""
+RULES = error_ratio_rule(ALERT, "demo")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from incidentops.api.v1alpha1.conditions import set_condition
+from incidentops.api.v1alpha1.conditions import Condition, set_condition
 from incidentops.api.v1alpha1.incident import (
     MAX_TIMELINE,
     IncidentMetrics,
@@ -77,6 +77,18 @@ def metrics_of(status: IncidentStatus) -> IncidentMetrics:
     )
 
 
+def _acknowledged(conditions: list[Condition], by: str, now: datetime, generation: int | None) -> list[Condition]:
+    return set_condition(
+        conditions,
+        "Acknowledged",
+        "True",
+        "AcknowledgedByResponder",
+        f"acknowledged by {by}",
+        now=now,
+        generation=generation,
+    )
+
+
 def transition(
     status: IncidentStatus,
     target: IncidentState,
@@ -92,15 +104,7 @@ def transition(
     conditions = status.conditions
     if target == S.ACKNOWLEDGED:
         update.update(acknowledged_at=now, acknowledged_by=actor)
-        conditions = set_condition(
-            conditions,
-            "Acknowledged",
-            "True",
-            "AcknowledgedByResponder",
-            f"acknowledged by {actor}",
-            now=now,
-            generation=generation,
-        )
+        conditions = _acknowledged(conditions, actor, now, generation)
     if target == S.IDENTIFIED and status.identified_at is None:
         update["identified_at"] = now
     if target in (S.MONITORING, S.RESOLVED) and status.mitigated_at is None:
@@ -137,15 +141,7 @@ def acknowledge(status: IncidentStatus, *, by: str, now: datetime, generation: i
         update={
             "acknowledged_at": now,
             "acknowledged_by": by,
-            "conditions": set_condition(
-                status.conditions,
-                "Acknowledged",
-                "True",
-                "AcknowledgedByResponder",
-                f"acknowledged by {by}",
-                now=now,
-                generation=generation,
-            ),
+            "conditions": _acknowledged(status.conditions, by, now, generation),
         }
     )
     recorded = recorded.model_copy(update={"metrics": metrics_of(recorded)})
