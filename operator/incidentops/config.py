@@ -95,6 +95,14 @@ class Config(BaseModel):
         return parse_duration(self.correlation_window).total_seconds()
 
     @property
+    def labels_read(self) -> frozenset[str]:
+        """Labels the operator interprets; they survive when an alert's labels must be cut."""
+        fixed = {"alertname", "namespace", "category", "deployment", "statefulset", "daemonset"}
+        return frozenset(
+            fixed.union(self.severity_labels, self.service_labels, self.correlation_labels, self.dedup_labels)
+        )
+
+    @property
     def home_namespace(self) -> str:
         """The namespace for incidents whose alert names no watched namespace."""
         return self.incident_namespace or (self.namespaces[0] if self.namespaces else "default")

@@ -196,6 +196,33 @@ def test_bad_requests_get_clear_answers(
         assert f'incidentops_alerts_rejected_total{{reason="{reason}"}}' in metrics
 
 
+def test_hostile_but_valid_alert_text_still_opens_an_incident(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Any
+) -> None:
+    """Alert text is untrusted: oversized values and odd names are bounded, never a 5xx loop."""
+    operator = operator_factory([namespace], env=ENV)
+    labels = {f"extra{i:03d}": "v" * 4000 for i in range(300)}
+    labels |= {
+        "alertname": "Boom" * 100,
+        "service": "Checkout Service!" * 10,
+        "namespace": "Not/A Namespace",
+        "deployment": "Not A Name",
+        "severity": "critical",
+    }
+    alert = {
+        **service_alert("x", namespace),
+        "labels": labels,
+        "fingerprint": "f" * 5000,
+        "annotations": {"summary": "s" * 4000, "description": "d" * 4000},
+    }
+    answer = post(operator, am_webhook([alert]))
+    assert answer.status_code == 200, answer.text
+    [incident] = incidents(kube_cluster, namespace)  # an unusable namespace label lands in the home namespace
+    assert incident["spec"]["severity"] == "SEV1" and len(incident["spec"]["title"]) <= 512
+    assert incident["spec"].get("affectedWorkloads", []) == []
+    assert incident["status"]["alerts"]["count"] == 1
+
+
 def test_one_webhook_of_twenty_thousand_alerts_is_accepted(
     kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Any
 ) -> None:

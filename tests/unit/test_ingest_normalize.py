@@ -94,3 +94,14 @@ def test_generic_event() -> None:
     assert alert.labels["team"] == "payments" and alert.source == "ci"
     resolved = from_event(event.model_copy(update={"type": "alert.resolved"}), CONFIG)
     assert not resolved.firing and resolved.dedup_key == alert.dedup_key
+
+
+def test_hostile_alert_text_is_bounded() -> None:
+    """Alert text is untrusted: whatever the sender puts in, the result fits an Incident's schema."""
+    labels = {f"l{i:03d}": "x" * 4000 for i in range(500)}
+    labels |= {"alertname": "A" * 300, "service": "s" * 4000, "namespace": "Not A Namespace"}
+    payload = am_payload(labels=labels, fingerprint="f" * 3000)
+    [alert] = from_alertmanager(AlertmanagerWebhook.model_validate(payload), CONFIG)
+    assert len(alert.labels) <= 64 and all(len(v) <= 1024 for v in alert.labels.values())
+    assert len(alert.name) <= 253 and alert.service is not None and len(alert.service) <= 253
+    assert len(alert.dedup_key) <= 64

@@ -31,6 +31,27 @@ class Alert:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 1024
+MAX_LABEL_NAME = 253
+MAX_KEY = 64
+
+
+def bounded_labels(labels: dict[str, str], config: Config) -> dict[str, str]:
+    """Alert text is untrusted: keep the labels within what an Incident's status can hold.
+
+    The labels the operator reads (name, severity, service, namespace, correlation...) always stay.
+    """
+    important = config.labels_read
+    ordered = sorted(labels.items(), key=lambda item: (item[0] not in important, item[0]))
+    return {k[:MAX_LABEL_NAME]: v[:MAX_LABEL_VALUE] for k, v in ordered[:MAX_LABELS]}
+
+
+def bounded_key(key: str) -> str:
+    """Dedup keys are stored in status for every firing alert: long ones are hashed."""
+    return key if len(key) <= MAX_KEY else hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def label_hash(labels: dict[str, str]) -> str:
     """A stable fingerprint of a label set (used when the sender gives none)."""
     text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
@@ -51,7 +72,8 @@ def severity_of(labels: dict[str, str], config: Config) -> Severity:
 
 def service_of(labels: dict[str, str], config: Config) -> str | None:
     """The first present of the configured service labels."""
-    return next((labels[name] for name in config.service_labels if labels.get(name)), None)
+    found = next((labels[name] for name in config.service_labels if labels.get(name)), None)
+    return found[:MAX_LABEL_NAME] if found else None
 
 
 def dedup_key_of(labels: dict[str, str], fingerprint: str, config: Config) -> str:
@@ -66,13 +88,13 @@ def from_alertmanager(payload: AlertmanagerWebhook, config: Config) -> list[Aler
 
 
 def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, config: Config) -> Alert:
-    labels = {**payload.common_labels, **alert.labels}
+    labels = bounded_labels({**payload.common_labels, **alert.labels}, config)
     annotations = {**payload.common_annotations, **alert.annotations}
-    fingerprint = alert.fingerprint or label_hash(alert.labels)
+    fingerprint = bounded_key(alert.fingerprint or label_hash(alert.labels))
     return Alert(
         dedup_key=dedup_key_of(labels, fingerprint, config),
         fingerprint=fingerprint,
-        name=labels.get("alertname", "unnamed"),
+        name=labels.get("alertname", "unnamed")[:MAX_LABEL_NAME],
         firing=alert.status == "firing",
         labels=labels,
         severity=severity_of(labels, config),
@@ -89,7 +111,7 @@ def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, confi
 
 def from_event(event: Event, config: Config) -> Alert:
     """A generic event, normalized; its alert_id is the fingerprint."""
-    labels = {**event.labels, "alertname": event.alert_name}
+    labels = bounded_labels({**event.labels, "alertname": event.alert_name}, config)
     if event.service:
         labels.setdefault("service", event.service)
     if event.namespace:
@@ -101,11 +123,11 @@ def from_event(event: Event, config: Config) -> Alert:
     return Alert(
         dedup_key=dedup_key_of(labels, fingerprint, config),
         fingerprint=fingerprint,
-        name=event.alert_name,
+        name=event.alert_name[:MAX_LABEL_NAME],
         firing=firing,
         labels=labels,
         severity=severity_of(labels, config),
-        service=event.service or service_of(labels, config),
+        service=event.service or service_of(labels, config),  # the event schema bounds service already
         namespace=event.namespace or labels.get("namespace"),
         source=event.source,
         summary=event.message,

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime
 
+from incidentops.api.v1alpha1.common import is_dns_label
 from incidentops.config import Config
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.correlation import GroupKey, correlation_key
 from incidentops.ingest.writer import IncidentWriter, Persisted
 from incidentops.kube import AsyncKube, KubeError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MISSING_TTL = 60.0
 
 
@@ -36,7 +35,7 @@ class Ingestor:
 
     async def _namespace_for(self, wanted: str | None) -> str:
         """The alert's namespace when the operator watches it and it exists; the home one otherwise."""
-        if not wanted or not _DNS_LABEL.match(wanted) or len(wanted) > 63 or not self._config.watches(wanted):
+        if not wanted or not is_dns_label(wanted) or not self._config.watches(wanted):
             return self._config.home_namespace
         if self._config.namespaces:
             return wanted

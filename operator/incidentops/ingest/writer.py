@@ -23,6 +23,8 @@ from incidentops.api.v1alpha1.common import (
     Category,
     Severity,
     WorkloadReference,
+    is_dns_label,
+    is_object_name,
 )
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
@@ -316,11 +318,13 @@ def _category(value: str | None) -> Category | None:
 
 
 def _workloads(labels: dict[str, str]) -> list[WorkloadReference]:
+    """Workloads named by the alert's labels; values that cannot name an object are skipped."""
     namespace = labels.get("namespace")
+    namespace = namespace if namespace and is_dns_label(namespace) else None
     return [
         WorkloadReference(kind=kind, name=labels[label], namespace=namespace)
         for label, kind in WORKLOAD_LABELS.items()
-        if labels.get(label)
+        if is_object_name(labels.get(label, ""))
     ]
 
 

@@ -39,8 +39,22 @@ def format_time(value: datetime) -> str:
 
 Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32, examples=["5m"])]
-DNSLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
-ObjectName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
+ObjectName = Annotated[str, Field(pattern=OBJECT_NAME_PATTERN, max_length=253)]
+
+
+def is_dns_label(text: str) -> bool:
+    """Whether the text can name a namespace (RFC 1123 label)."""
+    return len(text) <= 63 and re.fullmatch(DNS_LABEL_PATTERN, text) is not None
+
+
+def is_object_name(text: str) -> bool:
+    """Whether the text can name a Deployment, a Pod, a Node (RFC 1123 subdomain)."""
+    return len(text) <= 253 and re.fullmatch(OBJECT_NAME_PATTERN, text) is not None
+
+
 LabelMap = dict[str, Annotated[str, Field(max_length=1024)]]
 
 
