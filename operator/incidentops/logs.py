@@ -40,3 +40,7 @@ def setup(fmt: Literal["json", "text"], level: str) -> None:
     root.setLevel(level)
     for noisy in ("aiohttp.access", "urllib3", "kubernetes.client.rest"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Kopf logs a line per handled watch event: thousands a minute in an alert storm. What a human
+    # needs to know is posted as Kubernetes Events; the per-event lines are for debugging.
+    if level != "DEBUG":
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -36,7 +36,7 @@ def needs_reconcile(body: Mapping[str, Any]) -> bool:
 
 
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
-    @kopf.on.event(GROUP, VERSION, INCIDENT.plural, registry=registry)
+    @kopf.on.event(GROUP, VERSION, INCIDENT.plural, registry=registry, id="incident-lifecycle")
     async def incident_event(*, event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
         body: Mapping[str, Any] = event.get("object") or {}
         if event.get("type") == "DELETED":

@@ -125,9 +125,17 @@ def _register_kind(
             )
 
     for decorator in (
-        kopf.on.create(GROUP, VERSION, kind.plural, registry=registry),
-        kopf.on.update(GROUP, VERSION, kind.plural, registry=registry),
-        kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry),
-        kopf.timer(GROUP, VERSION, kind.plural, registry=registry, interval=RECHECK_SECONDS, idle=RECHECK_SECONDS),
+        kopf.on.create(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
+        kopf.on.update(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
+        kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
+        kopf.timer(
+            GROUP,
+            VERSION,
+            kind.plural,
+            registry=registry,
+            id=f"recheck-{kind.singular}",
+            interval=RECHECK_SECONDS,
+            idle=RECHECK_SECONDS,
+        ),
     ):
         decorator(validate)
