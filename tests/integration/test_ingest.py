@@ -129,7 +129,11 @@ def test_resolved_notification_resolves_and_a_recurrence_opens_the_next_episode(
         incidents(kube_cluster, namespace)[0]["metadata"]["resourceVersion"] == incident["metadata"]["resourceVersion"]
     )
 
+    # an HA twin (or a late retry) replays the old firing notification: not a new episode
     assert post(operator, am_webhook(alerts[:1])).status_code == 200
+    assert len(incidents(kube_cluster, namespace)) == 1
+    # the alert really fires again: a new occurrence, with a new startsAt
+    assert post(operator, am_webhook([service_alert("search", namespace, instance="0")])).status_code == 200
     old, new = sorted(
         incidents(kube_cluster, namespace), key=lambda o: o["metadata"]["labels"]["incidentops.dev/episode"]
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from incidentops.api.v1alpha1.common import Severity
-from incidentops.api.v1alpha1.incident import MAX_ACTIVE_ALERTS, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.incident import MAX_ACTIVE_ALERTS, MAX_RESOLVED_MEMORY, IncidentState, IncidentStatus
 from incidentops.ingest.alerts import Alert
-from incidentops.ingest.merge import apply_alerts
+from incidentops.ingest.merge import apply_alerts, stale_replays
 from incidentops.lifecycle.machine import initial_status
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -78,3 +78,27 @@ def test_status_stays_bounded_in_a_storm() -> None:
     resolved_all_tracked = fold(status, [alert(f"k{i}", firing=False) for i in range(MAX_ACTIVE_ALERTS)])
     assert resolved_all_tracked.state == IncidentState.DETECTED  # untracked alerts block auto-resolve
     assert len(status.wire()["alerts"]["active"]) == MAX_ACTIVE_ALERTS
+
+
+def test_a_stale_firing_replay_after_resolution_changes_nothing() -> None:
+    """Alertmanager HA twins and late retries resend an occurrence that has already resolved."""
+    started = NOW - timedelta(minutes=2, microseconds=123_456)  # status keeps milliseconds only
+    status = fold(initial_status(NOW, how="t"), [alert("a", starts=started), alert("b", starts=started)])
+    status = fold(status, [alert("a", firing=False, starts=started)])
+    status = IncidentStatus.model_validate(status.wire())  # as read back from the apiserver
+    replayed, outcome = apply_alerts(status, [alert("a", starts=started)], now=NOW, auto_resolve=True, recent_limit=5)
+    assert outcome.stale == 1 and replayed.alerts.firing == 1 and replayed.alerts.count == 2
+    again, outcome = apply_alerts(status, [alert("a", starts=NOW)], now=NOW, auto_resolve=True, recent_limit=5)
+    assert outcome.stale == 0 and again.alerts.firing == 2 and again.alerts.count == 3  # a new occurrence
+
+
+def test_resolved_memory_is_bounded() -> None:
+    status = initial_status(NOW, how="t")
+    for i in range(MAX_RESOLVED_MEMORY + 50):
+        start = NOW - timedelta(seconds=i)
+        status = fold(status, [alert(f"k{i}", starts=start), alert("keep", starts=NOW)])
+        status = fold(status, [alert(f"k{i}", firing=False, starts=start)])
+    assert len(status.alerts.resolved) == MAX_RESOLVED_MEMORY
+    assert stale_replays(
+        status, [alert(f"k{MAX_RESOLVED_MEMORY + 49}", starts=NOW - timedelta(seconds=MAX_RESOLVED_MEMORY + 49))]
+    )

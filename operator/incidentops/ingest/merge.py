@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from incidentops.api.v1alpha1.common import format_time
 from incidentops.api.v1alpha1.incident import (
     MAX_ACTIVE_ALERTS,
+    MAX_RESOLVED_MEMORY,
     OPEN_STATES,
     AlertSummary,
     IncidentState,
     IncidentStatus,
+    ResolvedOccurrence,
 )
 from incidentops.ingest.alerts import Alert
 from incidentops.lifecycle.machine import append_timeline, transition
@@ -24,8 +28,29 @@ class MergeOutcome:
 
     new_firing: list[str] = field(default_factory=list)
     duplicates: int = 0
+    stale: int = 0
     resolved: list[str] = field(default_factory=list)
     auto_transition: IncidentState | None = None
+
+
+def _occurrence(key: str, starts_at: datetime) -> tuple[str, str]:
+    """An occurrence compared as status stores it (millisecond timestamps), not as it arrived."""
+    return key, format_time(starts_at)
+
+
+def is_stale(alert: Alert, resolved: Mapping[tuple[str, str], object]) -> bool:
+    """A 'firing' for an occurrence that already resolved: a late retry or an HA twin, not news.
+
+    Alertmanager keeps startsAt for as long as one occurrence lasts, so a new occurrence of the
+    same alert has a new startsAt and is not stale.
+    """
+    return alert.starts_at is not None and _occurrence(alert.dedup_key, alert.starts_at) in resolved
+
+
+def stale_replays(status: IncidentStatus, alerts: list[Alert]) -> list[Alert]:
+    """The firing alerts that replay occurrences this incident saw resolve."""
+    resolved = {_occurrence(r.key, r.starts_at): r for r in status.alerts.resolved}
+    return [a for a in alerts if a.firing and is_stale(a, resolved)]
 
 
 def _summary(alert: Alert, now: datetime, common: dict[str, str]) -> AlertSummary:
@@ -57,8 +82,12 @@ def apply_alerts(
     counts = status.alerts.model_copy(deep=True)
     active = dict.fromkeys(counts.active)
     recent = {r.fingerprint: r for r in counts.recent}
+    resolved = {_occurrence(r.key, r.starts_at): r for r in counts.resolved}
     for alert in alerts:
         counts.deliveries += 1
+        if alert.firing and is_stale(alert, resolved):
+            outcome.stale += 1
+            continue
         if alert.firing:
             if alert.dedup_key in active:
                 outcome.duplicates += 1
@@ -75,9 +104,14 @@ def apply_alerts(
         elif alert.dedup_key in active:
             del active[alert.dedup_key]
             outcome.resolved.append(alert.name)
+            if alert.starts_at is not None:
+                resolved[_occurrence(alert.dedup_key, alert.starts_at)] = ResolvedOccurrence(
+                    key=alert.dedup_key, starts_at=alert.starts_at
+                )
         recent.pop(alert.dedup_key, None)
         recent[alert.dedup_key] = _summary(alert, now, common_labels or {})
     counts.active = list(active)
+    counts.resolved = list(resolved.values())[-MAX_RESOLVED_MEMORY:]
     counts.firing = len(active) + counts.untracked
     counts.recent = list(recent.values())[-recent_limit:]
     counts.first_seen = counts.first_seen or now

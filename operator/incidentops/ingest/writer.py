@@ -42,7 +42,7 @@ from incidentops.ingest.correlation import (
     incident_name,
     slug,
 )
-from incidentops.ingest.merge import MergeOutcome, apply_alerts
+from incidentops.ingest.merge import MergeOutcome, apply_alerts, stale_replays
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
 from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import append_timeline, initial_status
@@ -174,12 +174,17 @@ class IncidentWriter:
             latest = await self._load_latest(key)
             self._remember(key, latest)
         created = False
+        replays = 0
         if latest is not None and accepts_alerts(status_of(latest), now, self._window):
             target = latest
-        elif not any(a.firing for a in alerts):
-            name = latest["metadata"]["name"] if latest else None
-            return Persisted(key.namespace, name)
         else:
+            stale = {id(a) for a in stale_replays(status_of(latest), alerts)} if latest else set()
+            replays = len(stale)
+            alerts = [a for a in alerts if id(a) not in stale]  # a new episode must not inherit replays
+            if not any(a.firing for a in alerts):
+                ALERTS_DEDUPLICATED.inc(replays)
+                name = latest["metadata"]["name"] if latest else None
+                return Persisted(key.namespace, name)
             episode = episode_of(latest) + 1 if latest else 1
             body = self._new_incident(key, alerts, episode, latest)
             try:
@@ -211,7 +216,7 @@ class IncidentWriter:
             return None
         INCIDENT_WRITES.labels("ok").inc()
         self._remember(key, updated)
-        ALERTS_DEDUPLICATED.inc(outcome.duplicates)
+        ALERTS_DEDUPLICATED.inc(outcome.duplicates + outcome.stale + replays)
         if created:
             INCIDENTS_CREATED.labels(target["spec"]["severity"]).inc()
             if latest is not None:

@@ -26,6 +26,7 @@ from incidentops.api.v1alpha1.conditions import Condition
 MAX_TIMELINE = 100
 MAX_RECENT_ALERTS = 10
 MAX_ACTIVE_ALERTS = 5000
+MAX_RESOLVED_MEMORY = 200
 
 
 class IncidentState(StrEnum):
@@ -117,6 +118,13 @@ class AlertSummary(StatusModel):
     generator_url: Annotated[str | None, Field(max_length=2048)] = None
 
 
+class ResolvedOccurrence(StatusModel):
+    """An alert occurrence that resolved; a later 'firing' for the same occurrence is a stale replay."""
+
+    key: Annotated[str, Field(max_length=256)]
+    starts_at: Timestamp
+
+
 class AlertsStatus(StatusModel):
     """Alert bookkeeping, bounded in size whatever the storm."""
 
@@ -132,6 +140,10 @@ class AlertsStatus(StatusModel):
         int, Field(ge=0, description="Firing alerts beyond the tracking bound; they block auto-resolve.")
     ] = 0
     recent: Annotated[list[AlertSummary], Field(max_length=MAX_RECENT_ALERTS)] = []
+    resolved: Annotated[
+        list[ResolvedOccurrence],
+        Field(max_length=MAX_RESOLVED_MEMORY, description="Recently resolved occurrences, to spot stale replays."),
+    ] = []
 
 
 class TimelineEntry(StatusModel):
