@@ -11,7 +11,7 @@ import sys
 from incidentops import config as config_module
 from incidentops import logs
 from incidentops.handlers.deps import Deps, utc_now
-from incidentops.handlers.http import TokenSource, build_app, refresh_token, serve
+from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
 from incidentops.handlers.operator import run_operator
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, KubeClient, load_api_client
@@ -35,7 +35,8 @@ async def run(config: config_module.Config) -> None:
     background: list[asyncio.Task[None]] = []
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
-    runner = await serve(build_app(deps, tokens, ready=kopf_ready.is_set), config.http_host, config.http_port)
+    app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
+    runner = await serve(app, config.http_host, config.http_port)
     scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
     log.info(
         "incidentops starting: watching %s; incidents without a watched namespace go to %s",

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
 from localenv.operator_process import OperatorProcess
 from localenv.payloads import am_webhook, resolved, service_alert
-from localenv.procs import wait_until
+from localenv.procs import free_port, wait_until
 
 GROUP, VERSION = "incidentops.dev", "v1alpha1"
 TOKEN = "ingest-token"
@@ -294,3 +296,30 @@ def test_auto_resolve_off_moves_to_monitoring(
     assert post(operator, am_webhook(alerts)).status_code == 200
     assert post(operator, am_webhook(resolved(alerts))).status_code == 200
     assert incidents(kube_cluster, namespace)[0]["status"]["state"] == "Monitoring"
+
+
+def test_apiserver_trouble_answers_503_and_the_operator_stays_up(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    """Alertmanager retries on 5xx; so the operator must say 503, not 2xx, and keep running."""
+    config = yaml.safe_load(kube_cluster.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    broken = tmp_path / "kubeconfig"
+    broken.write_text(yaml.safe_dump(config))
+    operator = OperatorProcess(
+        kubeconfig=broken, namespaces=["nowhere"], log_path=tmp_path / "operator.log", extra_env=ENV
+    )
+    operator.process.start()
+    try:
+        wait_until(
+            lambda: httpx.get(f"{operator.url}/healthz", timeout=1).status_code == 200,
+            timeout=30,
+            what="the operator's HTTP server",
+            ignore=(httpx.HTTPError,),
+        )
+        assert httpx.get(f"{operator.url}/readyz").status_code == 503
+        answer = post(operator, am_webhook([service_alert("checkout", "nowhere")]))
+        assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
+        assert "apiserver unreachable" in answer.json()["message"]
+        assert operator.process.returncode is None
+    finally:
+        operator.stop()

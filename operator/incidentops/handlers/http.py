@@ -50,7 +50,31 @@ def _schema_message(error: ValidationError) -> str:
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
-def build_app(deps: Deps, tokens: TokenSource, ready: Callable[[], bool]) -> web.Application:
+class Readiness:
+    """Ready means Kopf has started and the apiserver answered recently: webhooks can be persisted."""
+
+    def __init__(self, deps: Deps, kopf_started: Callable[[], bool], ttl: float = 5.0) -> None:
+        self._deps = deps
+        self._kopf_started = kopf_started
+        self._ttl = ttl
+        self._checked_at = -ttl
+        self._reachable: str | None = None
+
+    async def problem(self) -> str | None:
+        """None when ready, else what is missing."""
+        if not self._kopf_started():
+            return "the operator is starting"
+        if time.monotonic() - self._checked_at >= self._ttl:
+            try:
+                await asyncio.wait_for(self._deps.kube.version(), timeout=2.0)
+                self._reachable = None
+            except (KubeError, TimeoutError) as error:
+                self._reachable = f"the Kubernetes API is not reachable: {error or 'timeout'}"
+            self._checked_at = time.monotonic()
+        return self._reachable
+
+
+def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Application:
     """The aiohttp application; bodies above the configured limit are refused with 413."""
     config = deps.config
     app = web.Application(client_max_size=config.max_body_bytes)
@@ -59,9 +83,10 @@ def build_app(deps: Deps, tokens: TokenSource, ready: Callable[[], bool]) -> web
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if ready():
+        problem = await readiness.problem()
+        if problem is None:
             return web.Response(text="ready\n")
-        return web.Response(text="not ready\n", status=503)
+        return web.Response(text=f"not ready: {problem}\n", status=503)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")

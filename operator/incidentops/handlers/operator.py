@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -13,6 +15,19 @@ from incidentops.handlers import incidents, readiness
 from incidentops.handlers.deps import Deps
 
 log = logging.getLogger(__name__)
+
+
+class PatientBackoffs:
+    """Kopf's retry delays for apiserver calls, without end.
+
+    Kopf escalates once its backoffs run out, and an escalated watch ends the whole operator:
+    an apiserver outage of a minute would take incident response down with it. Never giving up
+    means the operator waits the outage out and carries on from object status.
+    """
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1, 1, 2, 3, 5, 8, 13)
+        yield from itertools.repeat(30.0)
 
 
 def build_registry(deps: Deps) -> kopf.OperatorRegistry:
@@ -34,6 +49,7 @@ def build_registry(deps: Deps) -> kopf.OperatorRegistry:
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        settings.networking.error_backoffs = PatientBackoffs()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
