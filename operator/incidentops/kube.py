@@ -122,7 +122,7 @@ class KubeClient:
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         return self._obj(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
 
-    def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "", limit: int = 0) -> list[Obj]:
         if namespace:
             result = self._call(
                 self.custom.list_namespaced_custom_object,
@@ -131,6 +131,7 @@ class KubeClient:
                 namespace,
                 kind.plural,
                 label_selector=label_selector,
+                **({"limit": limit} if limit else {}),
             )
         else:
             result = self._call(
@@ -228,8 +229,10 @@ class AsyncKube:
     async def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         return await self.run(self.client.get, kind, namespace, name)
 
-    async def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
-        return await self.run(self.client.list, kind, namespace, label_selector)
+    async def list(
+        self, kind: Kind, namespace: str | None = None, label_selector: str = "", limit: int = 0
+    ) -> list[Obj]:
+        return await self.run(self.client.list, kind, namespace, label_selector, limit)
 
     async def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return await self.run(self.client.create, kind, namespace, body)

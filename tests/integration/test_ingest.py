@@ -298,6 +298,17 @@ def test_auto_resolve_off_moves_to_monitoring(
     assert incidents(kube_cluster, namespace)[0]["status"]["state"] == "Monitoring"
 
 
+def test_a_missing_namespace_answers_503_saying_so(
+    kube_cluster: KubeCluster, crds: list[str], operator_factory: Any
+) -> None:
+    """Nothing is lost: Alertmanager keeps retrying until someone creates the namespace."""
+    operator = operator_factory(["no-such-namespace-for-incidents"], env=ENV)
+    answer = post(operator, am_webhook([service_alert("checkout", "no-such-namespace-for-incidents")]))
+    assert answer.status_code == 503
+    assert "no-such-namespace-for-incidents" in answer.json()["message"]
+    assert "namespace present" in answer.json()["message"]
+
+
 def test_apiserver_trouble_answers_503_and_the_operator_stays_up(kube_cluster: KubeCluster, tmp_path: Path) -> None:
     """Alertmanager retries on 5xx; so the operator must say 503, not 2xx, and keep running."""
     config = yaml.safe_load(kube_cluster.kubeconfig.read_text())

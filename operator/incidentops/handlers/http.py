@@ -13,10 +13,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.handlers.deps import Deps
 from incidentops.ingest.alerts import Alert, from_alertmanager, from_event
 from incidentops.ingest.payloads import AlertmanagerWebhook, Event, EventBatch
-from incidentops.kube import KubeError
+from incidentops.kube import KubeError, NotFound
 from incidentops.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, WEBHOOK_SECONDS, exposition
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _schema_message(error: ValidationError) -> str:
 
 
 class Readiness:
-    """Ready means Kopf has started and the apiserver answered recently: webhooks can be persisted."""
+    """Ready means Kopf has started and Incidents could be listed recently: webhooks can be persisted."""
 
     def __init__(self, deps: Deps, kopf_started: Callable[[], bool], ttl: float = 5.0) -> None:
         self._deps = deps
@@ -65,9 +66,12 @@ class Readiness:
         if not self._kopf_started():
             return "the operator is starting"
         if time.monotonic() - self._checked_at >= self._ttl:
+            home = self._deps.config.home_namespace
             try:
-                await asyncio.wait_for(self._deps.kube.version(), timeout=2.0)
+                await asyncio.wait_for(self._deps.kube.list(INCIDENT, home, limit=1), timeout=2.0)
                 self._reachable = None
+            except NotFound:
+                self._reachable = f"cannot list Incidents in namespace {home}: are the CRDs installed (crds/)?"
             except (KubeError, TimeoutError) as error:
                 self._reachable = f"the Kubernetes API is not reachable: {error or 'timeout'}"
             self._checked_at = time.monotonic()

@@ -156,6 +156,11 @@ class IncidentWriter:
         for _ in range(MAX_ATTEMPTS):
             try:
                 result = await self._attempt(key, alerts)
+            except NotFound as error:  # from LIST or create: the resource type or the namespace is missing
+                raise Unavailable(
+                    f"cannot write Incidents in namespace {key.namespace} ({error}): "
+                    "are the incidentops CRDs installed and the namespace present?"
+                ) from error
             except Unavailable:
                 if unavailable >= len(UNAVAILABLE_BACKOFF):
                     raise
