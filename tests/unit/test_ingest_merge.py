@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from incidentops.api.v1alpha1.common import Severity
 from incidentops.api.v1alpha1.incident import MAX_ACTIVE_ALERTS, MAX_RESOLVED_MEMORY, IncidentState, IncidentStatus
 from incidentops.ingest.alerts import Alert
-from incidentops.ingest.merge import apply_alerts, stale_replays
+from incidentops.ingest.merge import apply_alerts, without_replays
 from incidentops.lifecycle.machine import initial_status
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -99,6 +99,5 @@ def test_resolved_memory_is_bounded() -> None:
         status = fold(status, [alert(f"k{i}", starts=start), alert("keep", starts=NOW)])
         status = fold(status, [alert(f"k{i}", firing=False, starts=start)])
     assert len(status.alerts.resolved) == MAX_RESOLVED_MEMORY
-    assert stale_replays(
-        status, [alert(f"k{MAX_RESOLVED_MEMORY + 49}", starts=NOW - timedelta(seconds=MAX_RESOLVED_MEMORY + 49))]
-    )
+    newest = alert(f"k{MAX_RESOLVED_MEMORY + 49}", starts=NOW - timedelta(seconds=MAX_RESOLVED_MEMORY + 49))
+    assert without_replays(status, [newest]) == []  # the newest resolved occurrence is still remembered

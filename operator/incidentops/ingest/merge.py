@@ -47,10 +47,10 @@ def is_stale(alert: Alert, resolved: Mapping[tuple[str, str], object]) -> bool:
     return alert.starts_at is not None and _occurrence(alert.dedup_key, alert.starts_at) in resolved
 
 
-def stale_replays(status: IncidentStatus, alerts: list[Alert]) -> list[Alert]:
-    """The firing alerts that replay occurrences this incident saw resolve."""
+def without_replays(status: IncidentStatus, alerts: list[Alert]) -> list[Alert]:
+    """The alerts, less the firing ones that replay occurrences this incident saw resolve."""
     resolved = {_occurrence(r.key, r.starts_at): r for r in status.alerts.resolved}
-    return [a for a in alerts if a.firing and is_stale(a, resolved)]
+    return [a for a in alerts if not (a.firing and is_stale(a, resolved))]
 
 
 def _summary(alert: Alert, now: datetime, common: dict[str, str]) -> AlertSummary:

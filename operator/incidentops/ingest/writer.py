@@ -42,7 +42,7 @@ from incidentops.ingest.correlation import (
     incident_name,
     slug,
 )
-from incidentops.ingest.merge import MergeOutcome, apply_alerts, stale_replays
+from incidentops.ingest.merge import MergeOutcome, apply_alerts, without_replays
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
 from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import append_timeline, initial_status
@@ -180,12 +180,12 @@ class IncidentWriter:
             self._remember(key, latest)
         created = False
         replays = 0
-        if latest is not None and accepts_alerts(status_of(latest), now, self._window):
-            target = latest
+        latest_status = status_of(latest)
+        if latest is not None and accepts_alerts(latest_status, now, self._window):
+            target, base = latest, latest_status
         else:
-            stale = {id(a) for a in stale_replays(status_of(latest), alerts)} if latest else set()
-            replays = len(stale)
-            alerts = [a for a in alerts if id(a) not in stale]  # a new episode must not inherit replays
+            fresh = without_replays(latest_status, alerts)  # a new episode must not inherit replays
+            replays, alerts = len(alerts) - len(fresh), fresh
             if not any(a.firing for a in alerts):
                 ALERTS_DEDUPLICATED.inc(replays)
                 name = latest["metadata"]["name"] if latest else None
@@ -197,12 +197,11 @@ class IncidentWriter:
             except Conflict:
                 await self._refresh(key, body["metadata"]["name"])
                 return None
-            created = True
+            created, base = True, IncidentStatus()
         name = target["metadata"]["name"]
-        base = status_of(target)
+        spec = IncidentSpec.model_validate(target["spec"])
         initializing = base.detected_at is None
         if initializing:
-            spec = IncidentSpec.model_validate(target["spec"])
             base = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
         status, outcome = apply_alerts(
             base,
@@ -210,9 +209,9 @@ class IncidentWriter:
             now=now,
             auto_resolve=self._config.auto_resolve,
             recent_limit=self._config.recent_alerts,
-            common_labels=target["spec"].get("labels") or {},
+            common_labels=spec.labels or {},
         )
-        status = _in_step_with_spec(target, status, now)
+        status = _in_step_with_spec(spec, target["metadata"].get("generation"), status, now)
         try:
             updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
         except (Conflict, NotFound):
@@ -308,15 +307,15 @@ class IncidentWriter:
         }
 
 
-def _in_step_with_spec(obj: Obj, status: IncidentStatus, now: datetime) -> IncidentStatus:
+def _in_step_with_spec(
+    spec: IncidentSpec, generation: int | None, status: IncidentStatus, now: datetime
+) -> IncidentStatus:
     """Stamp observedGeneration when no human intent waits, so the lifecycle handler has nothing to redo.
 
     When one does wait (an acknowledgement not yet mirrored, say), the status is left as it is:
     the lifecycle handler applies it, with its Event and metrics.
     """
-    pending = reconcile_intents(
-        IncidentSpec.model_validate(obj["spec"]), status, now=now, generation=obj["metadata"].get("generation")
-    )
+    pending = reconcile_intents(spec, status, now=now, generation=generation)
     return status if pending.notices else pending.status
 
 
