@@ -17,11 +17,11 @@ from typing import Any
 
 import kopf
 
-from incidentops.api.v1alpha1.common import GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION
+from incidentops.api.v1alpha1.common import GROUP, VERSION
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.handlers.deps import Deps
 from incidentops.kube import KubeError
-from incidentops.lifecycle.service import reconcile_incident
+from incidentops.lifecycle.service import awaits_ingester, reconcile_incident
 from incidentops.metrics import OPEN_INCIDENTS
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 
 def needs_reconcile(body: Mapping[str, Any]) -> bool:
     """Whether spec holds something status does not reflect yet."""
-    meta, status = body.get("metadata", {}), body.get("status") or {}
-    if not status:
-        return bool(meta.get("labels", {}).get(MANAGED_BY_LABEL) != MANAGED_BY)  # the ingester writes its own first
-    return bool(status.get("observedGeneration") != meta.get("generation"))
+    if awaits_ingester(body):
+        return False
+    status = body.get("status") or {}
+    return not status or bool(status.get("observedGeneration") != (body.get("metadata") or {}).get("generation"))
 
 
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:

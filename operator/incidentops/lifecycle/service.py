@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
@@ -15,6 +16,12 @@ from incidentops.metrics import TIME_TO_ACKNOWLEDGE, TIME_TO_RESOLVE
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
+
+
+def awaits_ingester(obj: Mapping[str, Any]) -> bool:
+    """An ingester-made Incident whose first status is still on its way: the ingester writes it."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return not obj.get("status") and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], datetime]) -> Reconciled | None:
@@ -31,8 +38,8 @@ async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], dat
                 obj = await kube.get(INCIDENT, meta["namespace"], meta["name"])
             except NotFound:
                 return None
-        if not obj.get("status") and obj["metadata"].get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY:
-            return None  # the ingester writes the first status right after creating it
+        if awaits_ingester(obj):
+            return None
         spec = IncidentSpec.model_validate(obj["spec"])
         current = IncidentStatus.model_validate(obj["status"]) if obj.get("status") else None
         result = reconcile_intents(spec, current, now=clock(), generation=obj["metadata"].get("generation"))
