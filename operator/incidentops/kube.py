@@ -167,9 +167,6 @@ class KubeClient:
             body["metadata"] = {"resourceVersion": resource_version}
         return self._obj(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body)
 
-    def delete(self, kind: Kind, namespace: str, name: str) -> None:
-        self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
-
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value of one key of a Secret, or None when the key is absent."""
         secret = self._call(self.core.read_namespaced_secret, name, namespace)
