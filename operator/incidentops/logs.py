@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -44,3 +46,33 @@ def setup(fmt: Literal["json", "text"], level: str) -> None:
     # needs to know is posted as Kubernetes Events; the per-event lines are for debugging.
     if level != "DEBUG":
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
+class Throttle:
+    """Log lines that a storm could repeat thousands of times: a few per period, then a count.
+
+    Each key (a rejection reason, say) logs at most `burst` lines per `period`; the first line
+    after a quiet spell says how many were left out meanwhile.
+    """
+
+    def __init__(self, burst: int = 5, period: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._burst = burst
+        self._period = period
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int, int]] = {}
+
+    def log(self, logger: logging.Logger, level: int, key: str, message: str, *args: object) -> bool:
+        """Log unless the key is over its budget; returns whether the line was written."""
+        now = self._clock()
+        started, written, dropped = self._windows.get(key, (now, 0, 0))
+        if now - started >= self._period:
+            started, written = now, 0
+        if written >= self._burst:
+            self._windows[key] = (started, written, dropped + 1)
+            return False
+        if dropped:
+            message += " (%d similar lines left out)"
+            args = (*args, dropped)
+        logger.log(level, message, *args)
+        self._windows[key] = (started, written + 1, 0)
+        return True

@@ -19,6 +19,10 @@ ALERTS_RECEIVED = Counter(
 ALERTS_DEDUPLICATED = Counter(
     "incidentops_alerts_deduplicated_total", "Alert notifications that matched an alert already firing."
 )
+ALERTS_UNKNOWN_SEVERITY = Counter(
+    "incidentops_alerts_unknown_severity_total",
+    "Alerts whose severity label the severity map does not know (treated as the default severity).",
+)
 ALERTS_REJECTED = Counter("incidentops_alerts_rejected_total", "Webhook deliveries refused, by reason.", ["reason"])
 INCIDENTS_CREATED = Counter("incidentops_incidents_created_total", "Incidents opened.", ["severity"])
 WEBHOOK_SECONDS = Histogram(

@@ -100,4 +100,6 @@ def test_resolved_memory_is_bounded() -> None:
         status = fold(status, [alert(f"k{i}", firing=False, starts=start)])
     assert len(status.alerts.resolved) == MAX_RESOLVED_MEMORY
     newest = alert(f"k{MAX_RESOLVED_MEMORY + 49}", starts=NOW - timedelta(seconds=MAX_RESOLVED_MEMORY + 49))
-    assert without_replays(status, [newest]) == []  # the newest resolved occurrence is still remembered
+    assert (
+        without_replays(status, [newest], NOW, timedelta(minutes=5)) == []
+    )  # the newest resolved occurrence is still remembered

@@ -11,17 +11,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.handlers.deps import Deps
 from incidentops.ingest.alerts import Alert, from_alertmanager, from_event
-from incidentops.ingest.payloads import AlertmanagerWebhook, Event, EventBatch
+from incidentops.ingest.openapi import ALERTMANAGER_PATH, EVENTS_PATH, Accepted, IncidentRef, Problem, document
+from incidentops.ingest.payloads import Reading, Unreadable, read_alertmanager, read_events
 from incidentops.kube import KubeError, NotFound
-from incidentops.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, WEBHOOK_SECONDS, exposition
+from incidentops.logs import Throttle
+from incidentops.metrics import (
+    ALERTS_RECEIVED,
+    ALERTS_REJECTED,
+    ALERTS_UNKNOWN_SEVERITY,
+    WEBHOOK_SECONDS,
+    exposition,
+)
 
 log = logging.getLogger(__name__)
-MAX_REPORTED_ERRORS = 5
 
 
 class TokenSource:
@@ -37,18 +43,21 @@ class TokenSource:
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
 
-def _reject(status: int, reason: str, message: str) -> web.Response:
+THROTTLE = Throttle()
+
+
+def _problem(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response(Problem(error=reason, message=message).model_dump(mode="json"), status=status)
+
+
+def _reject(status: int, reason: str, message: str, endpoint: str, sender: str) -> web.Response:
+    """Refuse the request, count it and say so in the log (a few lines per reason and minute)."""
     ALERTS_REJECTED.labels(reason).inc()
-    return web.json_response({"error": reason, "message": message}, status=status)
-
-
-def _schema_message(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors()[:MAX_REPORTED_ERRORS]:
-        where = ".".join(str(p) for p in item["loc"]) or "body"
-        problems.append(f"{where}: {item['msg']}")
-    more = error.error_count() - len(problems)
-    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+    THROTTLE.log(
+        log, logging.WARNING, f"{endpoint}:{reason}", "refused %s webhook from %s with %d: %s",
+        endpoint, sender, status, message,
+    )  # fmt: skip
+    return _problem(status, reason, message)
 
 
 class Readiness:
@@ -95,78 +104,93 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
 
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(openapi_document)
+
     def endpoint(
-        name: str, model: Callable[[Any], BaseModel], convert: Callable[[Any], list[Alert]]
+        name: str, read: Callable[[Any, Reading], list[Alert]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             started = time.perf_counter()
             try:
                 return await _handle(request)
+            except Exception:  # a bug must not take the server down; the sender retries a 500
+                log.exception("internal error handling a %s webhook from %s", name, request.remote)
+                return _problem(500, "internal", "internal error; the alerts were not recorded, retry")
             finally:
                 WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started)
 
         async def _handle(request: web.Request) -> web.Response:
+            sender = request.remote or "unknown"
             if config.webhook_auth == "token" and not tokens.accepts(request.headers.get("Authorization")):
-                return _reject(401, "unauthorized", "missing or wrong bearer token")
+                return _reject(401, "unauthorized", "missing or wrong bearer token", name, sender)
             if request.content_length is not None and request.content_length > config.max_body_bytes:
-                return _reject(
-                    413,
-                    "too_large",
-                    f"body of {request.content_length} bytes exceeds {config.max_body_bytes}",
-                )
+                text = f"body of {request.content_length} bytes exceeds {config.max_body_bytes}"
+                return _reject(413, "too_large", text, name, sender)
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                return _reject(413, "too_large", f"body exceeds {config.max_body_bytes} bytes")
+                return _reject(413, "too_large", f"body exceeds {config.max_body_bytes} bytes", name, sender)
             try:
                 data = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                return _reject(400, "invalid_json", f"body is not JSON: {error}")
+                return _reject(400, "invalid_json", f"body is not JSON: {error}", name, sender)
+            reading = Reading()
             try:
-                payload = model(data)
-            except ValidationError as error:
-                return _reject(400, "invalid_schema", _schema_message(error))
-            alerts = convert(payload)
+                alerts = read(data, reading)
+            except Unreadable as error:
+                return _reject(400, "unreadable", str(error), name, sender)
             ALERTS_RECEIVED.labels(name).inc(len(alerts))
+            ALERTS_UNKNOWN_SEVERITY.inc(sum(1 for a in alerts if a.unknown_severity))
+            if reading.rejected:
+                ALERTS_REJECTED.labels("unreadable_entry").inc(len(reading.rejected))
+                THROTTLE.log(
+                    log, logging.WARNING, f"{name}:rejected", "%s webhook from %s: left out %d unreadable entries: %s",
+                    name, sender, len(reading.rejected), "; ".join(reading.rejected[:3]),
+                )  # fmt: skip
+            if reading.warnings:
+                THROTTLE.log(
+                    log, logging.INFO, f"{name}:warnings", "%s webhook from %s: ignored fields: %s",
+                    name, sender, "; ".join(reading.warnings[:3]),
+                )  # fmt: skip
             try:
                 persisted = await deps.ingestor.ingest(alerts)
             except KubeError as error:
-                log.warning("could not persist %d alerts: %s", len(alerts), error)
-                return web.json_response(
-                    {"error": "unavailable", "message": f"could not persist the alerts, retry: {error}"},
-                    status=503,
-                )
+                THROTTLE.log(
+                    log, logging.WARNING, f"{name}:unavailable", "could not persist %d alerts from %s: %s",
+                    len(alerts), sender, error,
+                )  # fmt: skip
+                return _problem(503, "unavailable", f"could not persist the alerts, retry: {error}")
             incidents = sorted({(p.namespace, p.incident, p.created) for p in persisted if p.incident})
-            return web.json_response(
-                {
-                    "alerts": len(alerts),
-                    "incidents": [{"namespace": n, "name": i, "created": c} for n, i, c in incidents],
-                }
+            answer = Accepted(
+                alerts=len(alerts),
+                incidents=[IncidentRef(namespace=n, name=i, created=c) for n, i, c in incidents],
+                warnings=reading.warnings,
+                rejected=reading.rejected,
             )
+            return web.json_response(answer.model_dump(mode="json"))
 
         return handle
 
-    def parse_events(data: Any) -> BaseModel:
-        if isinstance(data, dict) and "events" in data:
-            return EventBatch.model_validate(data)
-        return Event.model_validate(data)
+    def read_alertmanager_alerts(data: Any, reading: Reading) -> list[Alert]:
+        envelope, alerts = read_alertmanager(data, reading)
+        if envelope.truncated_alerts:
+            reading.warn(
+                f"Alertmanager left {envelope.truncated_alerts} alerts of this group out (max_alerts); "
+                "they were not received"
+            )
+        return from_alertmanager(envelope, alerts, config, deps.clock())
 
-    def convert_events(payload: Any) -> list[Alert]:
-        events = payload.events if isinstance(payload, EventBatch) else [payload]
-        return [from_event(e, config) for e in events]
+    def read_event_alerts(data: Any, reading: Reading) -> list[Alert]:
+        return [from_event(e, config) for e in read_events(data, reading)]
 
+    openapi_document = document()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post(
-        "/api/v1/alertmanager",
-        endpoint(
-            "alertmanager",
-            AlertmanagerWebhook.model_validate,
-            lambda p: from_alertmanager(p, config),
-        ),
-    )
-    app.router.add_post("/api/v1/events", endpoint("events", parse_events, convert_events))
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_post(ALERTMANAGER_PATH, endpoint("alertmanager", read_alertmanager_alerts))
+    app.router.add_post(EVENTS_PATH, endpoint("events", read_event_alerts))
     return app
 
 

@@ -29,12 +29,22 @@ class Alert:
     ends_at: datetime | None = None
     generator_url: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    unknown_severity: str | None = None
 
 
 MAX_LABELS = 64
 MAX_LABEL_VALUE = 1024
 MAX_LABEL_NAME = 253
 MAX_KEY = 64
+MAX_ANNOTATIONS = 32
+MAX_ANNOTATION_VALUE = 4096
+MAX_SOURCE = 63
+TRUNCATED = " [truncated]"
+
+
+def bounded_text(text: str, limit: int) -> str:
+    """Untrusted text cut to a bound, visibly: a reader must know there was more."""
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 def bounded_labels(labels: dict[str, str], config: Config) -> dict[str, str]:
@@ -45,6 +55,15 @@ def bounded_labels(labels: dict[str, str], config: Config) -> dict[str, str]:
     important = config.labels_read
     ordered = sorted(labels.items(), key=lambda item: (item[0] not in important, item[0]))
     return {k[:MAX_LABEL_NAME]: v[:MAX_LABEL_VALUE] for k, v in ordered[:MAX_LABELS]}
+
+
+def bounded_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    """Annotations carry stack traces and runbooks: keep a few, each bounded."""
+    ordered = sorted(annotations.items(), key=lambda item: (item[0] not in _READ_ANNOTATIONS, item[0]))
+    return {k[:MAX_LABEL_NAME]: bounded_text(v, MAX_ANNOTATION_VALUE) for k, v in ordered[:MAX_ANNOTATIONS]}
+
+
+_READ_ANNOTATIONS = ("summary", "description", "message")
 
 
 def bounded_key(key: str) -> str:
@@ -58,16 +77,22 @@ def label_hash(labels: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def severity_of(labels: dict[str, str], config: Config) -> Severity:
-    """The first severity-like label that the mapping knows; the configured default otherwise."""
+def severity_of(labels: dict[str, str], config: Config) -> tuple[Severity, str | None]:
+    """The first severity-like label that the mapping knows; the configured default otherwise.
+
+    The second value is a severity the sender gave that the mapping does not know: the alert is
+    kept (at the default) but the incident records it, so a typo does not hide a SEV1.
+    """
+    unknown = None
     for name in config.severity_labels:
         value = labels.get(name)
-        if value is None:
+        if value is None or not value.strip():
             continue
         mapped = config.severity_map.get(value.strip().lower())
         if mapped is not None:
-            return Severity(mapped)
-    return config.default_severity
+            return Severity(mapped), None
+        unknown = unknown or value.strip()[:MAX_KEY]
+    return config.default_severity, unknown
 
 
 def service_of(labels: dict[str, str], config: Config) -> str | None:
@@ -82,56 +107,72 @@ def dedup_key_of(labels: dict[str, str], fingerprint: str, config: Config) -> st
     return label_hash({name: labels.get(name, "") for name in config.dedup_labels})
 
 
-def from_alertmanager(payload: AlertmanagerWebhook, config: Config) -> list[Alert]:
+def from_alertmanager(
+    payload: AlertmanagerWebhook, alerts: list[AlertmanagerAlert], config: Config, now: datetime
+) -> list[Alert]:
     """Alertmanager alerts, normalized; common labels fill in what an alert lacks."""
-    return [_from_am_alert(alert, payload, config) for alert in payload.alerts]
+    return [_from_am_alert(alert, payload, config, now) for alert in alerts]
 
 
-def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, config: Config) -> Alert:
+def _firing(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, now: datetime) -> bool:
+    """The alert's status; else the group's; else firing unless it says it ended already."""
+    status = alert.status or payload.status
+    if status is not None:
+        return status == "firing"
+    ends_at = alert.end()
+    return ends_at is None or ends_at > now
+
+
+def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, config: Config, now: datetime) -> Alert:
     labels = bounded_labels({**payload.common_labels, **alert.labels}, config)
-    annotations = {**payload.common_annotations, **alert.annotations}
+    annotations = bounded_annotations({**payload.common_annotations, **alert.annotations})
     fingerprint = bounded_key(alert.fingerprint or label_hash(alert.labels))
+    severity, unknown = severity_of(labels, config)
+    namespace = labels.get("namespace")
     return Alert(
         dedup_key=dedup_key_of(labels, fingerprint, config),
         fingerprint=fingerprint,
-        name=labels.get("alertname", "unnamed")[:MAX_LABEL_NAME],
-        firing=alert.status == "firing",
+        name=(labels.get("alertname") or "unnamed")[:MAX_LABEL_NAME],
+        firing=_firing(alert, payload, now),
         labels=labels,
-        severity=severity_of(labels, config),
+        severity=severity,
         service=service_of(labels, config),
-        namespace=labels.get("namespace"),
+        namespace=namespace[:MAX_LABEL_NAME] if namespace else None,
         source="alertmanager",
         summary=annotations.get("summary") or annotations.get("description") or annotations.get("message"),
-        starts_at=alert.starts_at if alert.starts_at and alert.starts_at.year > 1 else None,
-        ends_at=alert.ends_at if alert.ends_at and alert.ends_at.year > 1 else None,
+        starts_at=alert.start(),
+        ends_at=alert.end(),
         generator_url=alert.generator_url or None,
         annotations=annotations,
+        unknown_severity=unknown,
     )
 
 
 def from_event(event: Event, config: Config) -> Alert:
     """A generic event, normalized; its alert_id is the fingerprint."""
-    labels = bounded_labels({**event.labels, "alertname": event.alert_name}, config)
-    if event.service:
-        labels.setdefault("service", event.service)
-    if event.namespace:
-        labels.setdefault("namespace", event.namespace)
-    if event.severity:
-        labels.setdefault("severity", event.severity)
+    name = event.alert_name[:MAX_LABEL_NAME]
+    labels = {**event.labels, "alertname": name}
+    for key, value in (("service", event.service), ("namespace", event.namespace), ("severity", event.severity)):
+        if value:
+            labels.setdefault(key, value)
+    labels = bounded_labels(labels, config)
     fingerprint = label_hash({"source": event.source, "alert_id": event.alert_id})
     firing = event.type == "alert.fired"
+    severity, unknown = severity_of(labels, config)
+    namespace = event.namespace or labels.get("namespace")
     return Alert(
         dedup_key=dedup_key_of(labels, fingerprint, config),
         fingerprint=fingerprint,
-        name=event.alert_name[:MAX_LABEL_NAME],
+        name=name,
         firing=firing,
         labels=labels,
-        severity=severity_of(labels, config),
-        service=event.service or service_of(labels, config),  # the event schema bounds service already
-        namespace=event.namespace or labels.get("namespace"),
-        source=event.source,
-        summary=event.message,
-        starts_at=event.timestamp if firing else None,
-        ends_at=None if firing else event.timestamp,
+        severity=severity,
+        service=(event.service or "")[:MAX_LABEL_NAME] or service_of(labels, config),
+        namespace=namespace[:MAX_LABEL_NAME] if namespace else None,
+        source=event.source[:MAX_SOURCE],
+        summary=bounded_text(event.message, MAX_ANNOTATION_VALUE) if event.message else None,
+        starts_at=event.time() if firing else None,
+        ends_at=None if firing else event.time(),
         generator_url=event.url,
+        unknown_severity=unknown,
     )

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from incidentops.api.v1alpha1.common import format_time
+from incidentops.api.v1alpha1.common import Severity, format_time
 from incidentops.api.v1alpha1.incident import (
     MAX_ACTIVE_ALERTS,
     MAX_RESOLVED_MEMORY,
+    MAX_TIMELINE_NAMES,
     OPEN_STATES,
     AlertSummary,
     IncidentState,
@@ -31,6 +32,7 @@ class MergeOutcome:
     stale: int = 0
     resolved: list[str] = field(default_factory=list)
     auto_transition: IncidentState | None = None
+    severity_raised: tuple[Severity, Severity] | None = None
 
 
 def _occurrence(key: str, starts_at: datetime) -> tuple[str, str]:
@@ -47,10 +49,23 @@ def is_stale(alert: Alert, resolved: Mapping[tuple[str, str], object]) -> bool:
     return alert.starts_at is not None and _occurrence(alert.dedup_key, alert.starts_at) in resolved
 
 
-def without_replays(status: IncidentStatus, alerts: list[Alert]) -> list[Alert]:
-    """The alerts, less the firing ones that replay occurrences this incident saw resolve."""
+def without_replays(status: IncidentStatus, alerts: list[Alert], now: datetime, window: timedelta) -> list[Alert]:
+    """The alerts, less the firing ones that replay occurrences this incident saw resolve.
+
+    A responder may resolve an incident while its alerts still fire; the next deliveries of those
+    same alerts are that incident's, not a new episode, for a correlation window after the
+    resolution. An alert still firing after that opens the next episode: the problem persists.
+    """
     resolved = {_occurrence(r.key, r.starts_at): r for r in status.alerts.resolved}
-    return [a for a in alerts if not (a.firing and is_stale(a, resolved))]
+    lingering: set[str] = set()
+    if (
+        status.state == IncidentState.RESOLVED
+        and status.resolved_by not in (None, "auto-resolve")
+        and status.resolved_at is not None
+        and now - status.resolved_at <= window
+    ):
+        lingering = set(status.alerts.active)
+    return [a for a in alerts if not (a.firing and (is_stale(a, resolved) or a.dedup_key in lingering))]
 
 
 def _summary(alert: Alert, now: datetime, common: dict[str, str]) -> AlertSummary:
@@ -80,6 +95,9 @@ def apply_alerts(
     """Fold alerts into the status; a firing alert already active is a duplicate, not a new alert."""
     outcome = MergeOutcome()
     counts = status.alerts.model_copy(deep=True)
+    unknown = list(counts.unknown_severities)
+    new_unknown: list[tuple[str, Severity]] = []
+    worst: Severity | None = None
     active = dict.fromkeys(counts.active)
     recent = {r.fingerprint: r for r in counts.recent}
     resolved = {_occurrence(r.key, r.starts_at): r for r in counts.resolved}
@@ -89,18 +107,24 @@ def apply_alerts(
             outcome.stale += 1
             continue
         if alert.firing:
-            if alert.dedup_key in active:
+            began = alert.dedup_key not in active
+            if not began:
                 outcome.duplicates += 1
             elif len(active) >= MAX_ACTIVE_ALERTS:
                 counts.untracked += 1
-                counts.count += 1
-                outcome.new_firing.append(alert.name)
             else:
                 active[alert.dedup_key] = None
+            if began:
                 counts.count += 1
                 outcome.new_firing.append(alert.name)
-            if alert.starts_at and (status.started_at is None or alert.starts_at < status.started_at):
-                status = status.model_copy(update={"started_at": alert.starts_at})
+                if worst is None or Severity(alert.severity) < worst:
+                    worst = Severity(alert.severity)
+                if alert.unknown_severity and alert.unknown_severity not in unknown:
+                    unknown.append(alert.unknown_severity)
+                    new_unknown.append((alert.unknown_severity, Severity(alert.severity)))
+            started = min(alert.starts_at, now) if alert.starts_at else None  # a sender's clock may run ahead
+            if started and (status.started_at is None or started < status.started_at):
+                status = status.model_copy(update={"started_at": started})
         elif alert.dedup_key in active:
             del active[alert.dedup_key]
             outcome.resolved.append(alert.name)
@@ -114,6 +138,7 @@ def apply_alerts(
     counts.resolved = list(resolved.values())[-MAX_RESOLVED_MEMORY:]
     counts.firing = len(active) + counts.untracked
     counts.recent = list(recent.values())[-recent_limit:]
+    counts.unknown_severities = unknown[-10:]
     counts.first_seen = counts.first_seen or now
     counts.last_seen = now
     status = status.model_copy(update={"alerts": counts})
@@ -121,6 +146,9 @@ def apply_alerts(
         status = status.model_copy(update={"detected_at": now})
     if outcome.new_firing:
         status = _note_alerts(status, now, "AlertFiring", "firing", outcome.new_firing)
+    for value, treated_as in new_unknown:
+        status = append_timeline(status, now, "UnknownSeverity", f"unknown severity {value!r}, treated as {treated_as}")
+    status, outcome.severity_raised = _raise_severity(status, worst, now)
     if outcome.resolved:
         status = _note_alerts(status, now, "AlertResolved", "resolved", outcome.resolved)
     if outcome.resolved and counts.firing == 0 and status.state in OPEN_STATES:
@@ -131,24 +159,50 @@ def apply_alerts(
     return status, outcome
 
 
+def _raise_severity(
+    status: IncidentStatus, worst: Severity | None, now: datetime
+) -> tuple[IncidentStatus, tuple[Severity, Severity] | None]:
+    """The incident is as severe as its worst alert, unless a human set its severity."""
+    current = Severity(status.severity) if status.severity else None
+    if worst is None or current is None or status.severity_source == "human" or worst >= current:
+        return status, None
+    raised = status.model_copy(update={"severity": worst})
+    text = f"severity raised {current} → {worst}: a {worst} alert joined"
+    return append_timeline(raised, now, "SeverityRaised", text), (current, worst)
+
+
 def _note_alerts(status: IncidentStatus, now: datetime, type_: str, what: str, names: list[str]) -> IncidentStatus:
-    """A timeline entry for alerts; in a storm, entries of the last minute fold into one."""
+    """A timeline entry for alerts; in a storm, entries of the last minute fold into one.
+
+    A folded entry stays true: `at` is the first event, `lastAt` the last, `names` every distinct
+    alert name (bounded), and the message counts all of them.
+    """
     last = status.timeline[-1] if status.timeline else None
     if last is not None and last.type == type_ and now - last.at <= COALESCE:
         count = (last.count or 1) + len(names)
-        folded = last.model_copy(update={"count": count, "message": _describe(what, count, names)})
-        return status.model_copy(update={"timeline": [*status.timeline[:-1], folded]})
-    status = append_timeline(status, now, type_, _describe(what, len(names), names))
-    if len(names) > 1:
-        entries = status.timeline
-        status = status.model_copy(
-            update={"timeline": [*entries[:-1], entries[-1].model_copy(update={"count": len(names)})]}
+        distinct = _distinct([*last.names, *names])
+        folded = last.model_copy(
+            update={
+                "count": count,
+                "names": distinct[:MAX_TIMELINE_NAMES],
+                "last_at": now,
+                "message": _describe(what, count, distinct),
+            }
         )
-    return status
+        return status.model_copy(update={"timeline": [*status.timeline[:-1], folded]})
+    distinct = _distinct(names)
+    status = append_timeline(status, now, type_, _describe(what, len(names), distinct))
+    entry = status.timeline[-1].model_copy(
+        update={"names": distinct[:MAX_TIMELINE_NAMES], "count": len(names) if len(names) > 1 else None}
+    )
+    return status.model_copy(update={"timeline": [*status.timeline[:-1], entry]})
 
 
-def _describe(what: str, count: int, latest: list[str]) -> str:
-    distinct = sorted(set(latest))
+def _distinct(names: list[str]) -> list[str]:
+    return sorted(set(names))
+
+
+def _describe(what: str, count: int, distinct: list[str]) -> str:
     shown = ", ".join(distinct[:5]) + (f" and {len(distinct) - 5} more" if len(distinct) > 5 else "")
     noun = "alert" if count == 1 else "alerts"
     return f"{count} {noun} {what}: {shown}"

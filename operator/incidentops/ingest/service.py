@@ -12,7 +12,7 @@ from incidentops.config import Config
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.correlation import GroupKey, correlation_key
 from incidentops.ingest.writer import IncidentWriter, Persisted
-from incidentops.kube import AsyncKube, KubeError
+from incidentops.kube import AsyncKube, KubeError, Unavailable
 
 _MISSING_TTL = 60.0
 
@@ -29,12 +29,29 @@ class Ingestor:
     async def ingest(self, alerts: list[Alert]) -> list[Persisted]:
         groups: dict[GroupKey, list[Alert]] = {}
         for alert in alerts:
-            namespace = await self._namespace_for(alert.namespace)
-            groups.setdefault(GroupKey(namespace, correlation_key(alert, self._config)), []).append(alert)
+            groups.setdefault(await self._route(alert), []).append(alert)
         return list(await asyncio.gather(*(self.writer.submit(k, v) for k, v in groups.items())))
 
+    async def _route(self, alert: Alert) -> GroupKey:
+        """Where the alert's incident lives; an alert that belongs to an open incident keeps joining it.
+
+        An alert goes to the home namespace while its own namespace does not exist (or is not
+        watched); if that namespace appears later, the still-open incident in the home namespace
+        keeps the alert, or one problem would become two incidents.
+        """
+        correlation = correlation_key(alert, self._config)
+        namespace = await self._namespace_for(alert.namespace)
+        home = self._config.home_namespace
+        if namespace != home and await self.writer.accepts(GroupKey(home, correlation)):
+            return GroupKey(home, correlation)
+        return GroupKey(namespace, correlation)
+
     async def _namespace_for(self, wanted: str | None) -> str:
-        """The alert's namespace when the operator watches it and it exists; the home one otherwise."""
+        """The alert's namespace when the operator watches it and it exists; the home one otherwise.
+
+        A failed lookup raises (the webhook answers 503 and the sender retries): falling back to
+        the home namespace on an apiserver blip would open a second incident there.
+        """
         if not wanted or not is_dns_label(wanted) or not self._config.watches(wanted):
             return self._config.home_namespace
         if self._config.namespaces:
@@ -43,8 +60,8 @@ class Ingestor:
         if known is None or (not known[0] and time.monotonic() - known[1] > _MISSING_TTL):
             try:
                 exists = await self._kube.namespace_exists(wanted)
-            except KubeError:
-                return self._config.home_namespace
+            except KubeError as error:
+                raise Unavailable(f"cannot tell whether namespace {wanted} exists: {error}") from error
             known = (exists, time.monotonic())
             self._namespaces[wanted] = known
         return wanted if known[0] else self._config.home_namespace

@@ -184,7 +184,7 @@ class IncidentWriter:
         if latest is not None and accepts_alerts(latest_status, now, self._window):
             target, base = latest, latest_status
         else:
-            fresh = without_replays(latest_status, alerts)  # a new episode must not inherit replays
+            fresh = without_replays(latest_status, alerts, now, self._window)  # no new episode from replays
             replays, alerts = len(alerts) - len(fresh), fresh
             if not any(a.firing for a in alerts):
                 ALERTS_DEDUPLICATED.inc(replays)
@@ -202,16 +202,24 @@ class IncidentWriter:
         spec = IncidentSpec.model_validate(target["spec"])
         initializing = base.detected_at is None
         if initializing:
-            base = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
-        status, outcome = apply_alerts(
-            base,
-            alerts,
-            now=now,
-            auto_resolve=self._config.auto_resolve,
-            recent_limit=self._config.recent_alerts,
-            common_labels=spec.labels or {},
-        )
-        status = _in_step_with_spec(spec, target["metadata"].get("generation"), status, now)
+            base = opening_status(spec, now)
+        try:
+            status, outcome = apply_alerts(
+                base,
+                alerts,
+                now=now,
+                auto_resolve=self._config.auto_resolve,
+                recent_limit=self._config.recent_alerts,
+                common_labels=spec.labels or {},
+            )
+            status = _in_step_with_spec(spec, target["metadata"].get("generation"), status, now)
+        except Exception:
+            if created:  # never leave an Incident without status: the lifecycle would wait for us forever
+                log.exception(
+                    "could not record alerts in new incident %s/%s; writing its opening status", key.namespace, name
+                )
+                await self._kube.replace_status(INCIDENT, {**target, "status": base.wire()})
+            raise
         try:
             updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
         except (Conflict, NotFound):
@@ -228,21 +236,55 @@ class IncidentWriter:
         self._announce(updated, initializing, outcome)
         return Persisted(key.namespace, name, created, outcome)
 
+    async def accepts(self, key: GroupKey) -> bool:
+        """Whether an open episode for the key takes alerts now (so alerts keep joining it)."""
+        latest = self._latest.get(key)
+        if latest is None:
+            try:
+                latest = await self._load_latest(key)
+            except NotFound:  # no such namespace, or no CRD: nothing there to join
+                return False
+            self._remember(key, latest)
+        return latest is not None and accepts_alerts(status_of(latest), self._clock(), self._window)
+
     def _announce(self, obj: Obj, initializing: bool, outcome: MergeOutcome) -> None:
-        """Events for humans, posted in the background: they must not slow the webhook down."""
+        """Events and log lines for humans; Events are posted in the background, off the webhook's path."""
         spec = obj["spec"]
+        status = status_of(obj)
+        where = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        severity = status.severity or spec["severity"]
         if initializing:
-            self._post(obj, "Detected", f"{spec['severity']} incident opened: {spec['title']}")
+            self._post(obj, "Detected", f"{severity} incident opened: {spec['title']}")
+            log.info(
+                "opened incident %s (%s, service %s): %s; %d alerts firing",
+                where,
+                severity,
+                spec.get("service") or "-",
+                spec["title"],
+                status.alerts.firing,
+            )
+        elif outcome.new_firing:
+            log.debug(
+                "%d alerts joined incident %s: %s", len(outcome.new_firing), where, ", ".join(outcome.new_firing[:5])
+            )
+        if outcome.severity_raised:
+            old, new = outcome.severity_raised
+            self._post(obj, "SeverityRaised", f"severity raised {old} → {new}: a {new} alert joined", warning=True)
+            log.info("incident %s severity raised %s -> %s", where, old, new)
         if outcome.auto_transition == IncidentState.RESOLVED:
-            resolved_in = status_of(obj).metrics.time_to_resolve_seconds
+            resolved_in = status.metrics.time_to_resolve_seconds
             if resolved_in is not None:
-                TIME_TO_RESOLVE.labels(spec["severity"]).observe(resolved_in)
+                TIME_TO_RESOLVE.labels(severity).observe(resolved_in)
             self._post(obj, "Resolved", "every alert has resolved; incident resolved automatically")
+            log.info("incident %s resolved: every alert has resolved", where)
         elif outcome.auto_transition == IncidentState.MONITORING:
             self._post(obj, "Monitoring", "every alert has resolved; monitoring (auto-resolve is off)")
+            log.info("incident %s monitoring: every alert has resolved (auto-resolve is off)", where)
 
-    def _post(self, obj: Obj, reason: str, message: str) -> None:
-        task = asyncio.create_task(self._kube.post_event(obj, reason, message))
+    def _post(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
+        task = asyncio.create_task(
+            self._kube.post_event(obj, reason, message, type_="Warning" if warning else "Normal")
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -305,6 +347,14 @@ class IncidentWriter:
             },
             "spec": spec.wire(),
         }
+
+
+def opening_status(spec: IncidentSpec, now: datetime) -> IncidentStatus:
+    """The first status of an Incident the ingester opened: its severity follows its alerts."""
+    status = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
+    return status.model_copy(
+        update={"severity": spec.severity, "spec_severity": spec.severity, "severity_source": "alerts"}
+    )
 
 
 def _in_step_with_spec(

@@ -1,1 +1,1 @@
-"""What the schema cannot check about user objects: references, secrets, step parameters."""
+"""What the schema cannot check about user objects: references, secrets, step parameters, delays in days."""

@@ -35,6 +35,11 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
+def _count(n: int, noun: str) -> str:
+    """The count with its noun, singular for one: 1 level, 2 levels."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass
 class _Findings:
     reasons: list[str] = field(default_factory=list)
@@ -102,11 +107,20 @@ async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Ve
     if spec.verify is not None and not spec.verify.query.strip():
         found.add("EmptyQuery", "verify.query is empty")
     mode = "automatic" if spec.automatic else "approval-gated"
-    return found.verdict(f"{len(spec.steps)} steps, {mode}, risk {spec.effective_risk()}")
+    return found.verdict(f"{_count(len(spec.steps), 'step')}, {mode}, risk {spec.effective_risk()}")
 
 
 async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lookup: Lookup) -> Verdict:
     found = _Findings()
+    # The apiserver's CEL rule compares delays only when none uses d, w or y (CEL's duration()
+    # has no such units); this covers every delay.
+    for previous, index in spec.out_of_order_levels():
+        earlier, later = spec.levels[previous], spec.levels[index]
+        found.add(
+            "DelaysNotIncreasing",
+            f"level {later.name or index} (after {later.after}) must come later than level "
+            f"{earlier.name or previous} (after {earlier.after}): 'after' delays must strictly increase",
+        )
     schedules = {s.name for s in spec.schedules}
     checked: dict[tuple[str, str], bool | None] = {}
     for index, level in enumerate(spec.levels):
@@ -125,4 +139,6 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
                 found.add("SecretNotFound", f"{where}: {channel.type} channel's Secret {ref.name!r} does not exist")
             elif not has_key:
                 found.add("SecretKeyMissing", f"{where}: Secret {ref.name!r} has no key {ref.key!r}")
-    return found.verdict(f"{len(spec.levels)} levels, repeats {spec.repeat.times} times")
+    times = spec.repeat.times
+    repeats = f"repeats {_count(times, 'time')}" if times else "does not repeat"
+    return found.verdict(f"{_count(len(spec.levels), 'level')}, {repeats}")

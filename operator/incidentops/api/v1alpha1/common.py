@@ -16,18 +16,42 @@ API_VERSION = f"{GROUP}/{VERSION}"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "incidentops"
 
-# CEL's duration() understands h, m, s, ms; days are left out on purpose so the schema and CEL agree.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Durations use the units Prometheus accepts (y = 365d, w = 7d, d = 24h), written Go-style:
+# "90s", "1h30m", "1.5h", "1d". Prometheus itself requires the units in descending order and
+# whole numbers; Go-style input is the more forgiving of the two and covers every Prometheus one.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|y))+$"
+# The subset that CEL's duration() understands (it has no d, w or y). Written with [.] rather
+# than an escaped dot so the same text works as a CEL string literal and as a Python regex.
+CEL_DURATION_PATTERN = r"^([0-9]+([.][0-9]+)?(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 7 * 86400.0,
+    "y": 365 * 86400.0,
+}
+DURATION_UNITS = "ms, s, m, h, d (24h), w (7d) or y (365d)"
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration ("90s", "1h30m") as the schema admits it."""
+    """Parse a duration ("90s", "1h30m", "1d") with the units Prometheus accepts."""
     if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit of ms, s, m or h, e.g. 5m")
+        raise ValueError(
+            f"invalid duration {text!r}: use numbers with a unit of {DURATION_UNITS}, e.g. 30s, 5m, 1h30m or 1d"
+        )
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"invalid duration {text!r}: too long") from None
+
+
+def is_cel_duration(text: str) -> bool:
+    """Whether CEL's duration() can parse the text (no d, w or y unit), so a CEL rule can compare it."""
+    return re.fullmatch(CEL_DURATION_PATTERN, text) is not None
 
 
 def format_time(value: datetime) -> str:
@@ -74,8 +98,22 @@ class StatusModel(Model):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True)
 
 
+SEVERITY_LEVELS = (
+    "SEV1: complete outage, data loss or security breach. "
+    "SEV2: major degradation, more than 50% of users affected. "
+    "SEV3: partial impact, less than 50% of users affected, or latency 2-5x normal. "
+    "SEV4: minimal impact, a workaround exists. "
+    "SEV5: informational."
+)
+
+
 class Severity(StrEnum):
-    """SEV1 is a complete outage; SEV5 is informational (see REQUIREMENTS.md)."""
+    """How bad an incident is, SEV1 (worst) to SEV5.
+
+    SEV1: complete outage, data loss or security breach. SEV2: major degradation, more than 50% of
+    users affected. SEV3: partial impact, less than 50% of users affected, or latency 2-5x normal.
+    SEV4: minimal impact, a workaround exists. SEV5: informational.
+    """
 
     SEV1 = "SEV1"
     SEV2 = "SEV2"
@@ -100,19 +138,42 @@ class Category(StrEnum):
 class LocalObjectReference(Model):
     """A reference to an object of a known kind in the same namespace."""
 
-    name: ObjectName
+    name: Annotated[ObjectName, Field(description="Name of the referenced object, in the same namespace.")]
 
 
 class SecretKeyReference(Model):
     """Credentials always come from a Secret in the object's namespace, never inline."""
 
-    name: ObjectName
-    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+    name: Annotated[ObjectName, Field(description="Name of the Secret, in the same namespace as this object.")]
+    key: Annotated[
+        str,
+        Field(
+            pattern=r"^[-._a-zA-Z0-9]+$",
+            max_length=253,
+            description="Key in the Secret's data whose value is used, e.g. slack-webhook-url.",
+        ),
+    ]
 
 
 class WorkloadReference(Model):
     """A workload an incident affects or a remediation step targets."""
 
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Node"] = "Deployment"
-    name: Annotated[str | None, Field(max_length=253)] = None
-    namespace: DNSLabel | None = None
+    kind: Annotated[
+        Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Node"],
+        Field(description="Kind of the workload: Deployment (the default), StatefulSet, DaemonSet, Pod or Node."),
+    ] = "Deployment"
+    name: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="Name of the workload, e.g. checkout. In a Runbook step's target it may be left out: "
+            "the step then acts on the incident's affected workload of this kind.",
+        ),
+    ] = None
+    namespace: Annotated[
+        DNSLabel | None,
+        Field(
+            description="Namespace of the workload; left out, the incident's namespace. Not used for Nodes, "
+            "which belong to no namespace."
+        ),
+    ] = None

@@ -17,14 +17,54 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class Condition(StatusModel):
-    """One observation about the object (metav1.Condition)."""
+    """Condition contains details for one aspect of the current state of this API Resource."""
 
-    type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=316)]
-    status: ConditionStatus
-    reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)]
-    message: Annotated[str, Field(max_length=32768)] = ""
-    last_transition_time: Timestamp
-    observed_generation: Annotated[int | None, Field(ge=0)] = None
+    type: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Z][A-Za-z0-9]*$",
+            max_length=316,
+            description="type of condition in CamelCase, e.g. Ready.",
+        ),
+    ]
+    status: Annotated[ConditionStatus, Field(description="status of the condition, one of True, False, Unknown.")]
+    reason: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+            max_length=1024,
+            description="reason contains a programmatic identifier indicating the reason for the condition's "
+            "last transition. Producers of specific condition types may define expected values and meanings "
+            "for this field, and whether the values are considered a guaranteed API. The value should be a "
+            "CamelCase string. This field may not be empty.",
+        ),
+    ]
+    message: Annotated[
+        str,
+        Field(
+            max_length=32768,
+            description="message is a human readable message indicating details about the transition. "
+            "This may be an empty string.",
+        ),
+    ] = ""
+    last_transition_time: Annotated[
+        Timestamp,
+        Field(
+            description="lastTransitionTime is the last time the condition transitioned from one status to "
+            "another. This should be when the underlying condition changed. If that is not known, then using "
+            "the time when the API field changed is acceptable."
+        ),
+    ]
+    observed_generation: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="observedGeneration represents the .metadata.generation that the condition was set "
+            "based upon. For instance, if .metadata.generation is currently 12, but the "
+            ".status.conditions[x].observedGeneration is 9, the condition is out of date with respect to the "
+            "current state of the instance.",
+        ),
+    ] = None
 
 
 def set_condition(

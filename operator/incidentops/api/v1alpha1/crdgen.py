@@ -18,6 +18,20 @@ from incidentops.api.v1alpha1.resources import KINDS, Kind
 
 _DROP = {"title", "examples", "discriminator", "$defs"}
 
+# The descriptions built-in kinds carry for these fields (as in apimachinery's TypeMeta/ObjectMeta).
+_CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values. "
+    f"More info: {_CONVENTIONS}#resources"
+)
+KIND_DESCRIPTION = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. "
+    f"More info: {_CONVENTIONS}#types-kinds"
+)
+METADATA_DESCRIPTION = f"Standard object's metadata. More info: {_CONVENTIONS}#metadata"
+
 
 class NonStructuralSchemaError(ValueError):
     """The models produced something Kubernetes would refuse as non-structural."""
@@ -104,9 +118,9 @@ def openapi_schema(kind: Kind) -> dict[str, Any]:
         "description": kind.description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": API_VERSION_DESCRIPTION},
+            "kind": {"type": "string", "description": KIND_DESCRIPTION},
+            "metadata": {"type": "object", "description": METADATA_DESCRIPTION},
             "spec": spec,
             "status": status,
         },

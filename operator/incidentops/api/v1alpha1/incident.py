@@ -27,6 +27,8 @@ MAX_TIMELINE = 100
 MAX_RECENT_ALERTS = 10
 MAX_ACTIVE_ALERTS = 5000
 MAX_RESOLVED_MEMORY = 200
+MAX_NOTES = 50
+MAX_TIMELINE_NAMES = 10
 
 
 class IncidentState(StrEnum):
@@ -80,6 +82,28 @@ class Approval(Model):
     at: Timestamp | None = None
 
 
+RequestableState = Literal["Investigating", "Identified", "Mitigating", "Monitoring", "Closed"]
+
+
+class StateRequest(Model):
+    """A responder moves the incident along its lifecycle; the operator checks the move is legal."""
+
+    state: Annotated[
+        RequestableState,
+        Field(description="Investigating, Identified, Mitigating, Monitoring, or Closed (only once Resolved)."),
+    ]
+    by: Annotated[Actor, Field(description="Who asks for the change.")]
+    at: Annotated[Timestamp | None, Field(description="When they asked; also tells two requests apart.")] = None
+
+
+class Note(Model):
+    """A responder's note, copied into the timeline."""
+
+    by: Annotated[Actor, Field(description="Who wrote the note.")]
+    at: Annotated[Timestamp | None, Field(description="When it was written.")] = None
+    text: Annotated[str, Field(min_length=1, max_length=1024, description="The note itself (plain text).")]
+
+
 class IncidentSpec(Model):
     """What the incident is about, and what humans decided about it."""
 
@@ -102,6 +126,13 @@ class IncidentSpec(Model):
     resolution: Resolution | None = None
     approvals: Annotated[list[Approval], Field(max_length=50)] = []
     assignee: Annotated[str | None, Field(max_length=253)] = None
+    requested_state: Annotated[
+        StateRequest | None,
+        Field(description="The lifecycle state a responder asks for (kubectl incident update --state, close)."),
+    ] = None
+    notes: Annotated[
+        list[Note], Field(max_length=MAX_NOTES, description="Responders' notes (kubectl incident note), oldest first.")
+    ] = []
 
 
 class AlertSummary(StatusModel):
@@ -140,6 +171,10 @@ class AlertsStatus(StatusModel):
         int, Field(ge=0, description="Firing alerts beyond the tracking bound; they block auto-resolve.")
     ] = 0
     recent: Annotated[list[AlertSummary], Field(max_length=MAX_RECENT_ALERTS)] = []
+    unknown_severities: Annotated[
+        list[Annotated[str, Field(max_length=64)]],
+        Field(max_length=10, description="Severity values the alerts carried that the severity map does not know."),
+    ] = []
     resolved: Annotated[
         list[ResolvedOccurrence],
         Field(max_length=MAX_RESOLVED_MEMORY, description="Recently resolved occurrences, to spot stale replays."),
@@ -154,6 +189,13 @@ class TimelineEntry(StatusModel):
     message: Annotated[str, Field(max_length=2048)]
     actor: Annotated[str | None, Field(max_length=253)] = None
     count: Annotated[int | None, Field(ge=1, description="Events of this kind folded into the entry.")] = None
+    last_at: Annotated[
+        Timestamp | None, Field(description="When the last event folded into this entry happened (at is the first).")
+    ] = None
+    names: Annotated[
+        list[Annotated[str, Field(max_length=253)]],
+        Field(max_length=MAX_TIMELINE_NAMES, description="The distinct alert names folded into this entry."),
+    ] = []
 
 
 class TriageResult(StatusModel):
@@ -235,6 +277,21 @@ class IncidentStatus(StatusModel):
     """Everything the operator knows about the incident."""
 
     state: IncidentState = IncidentState.DETECTED
+    severity: Annotated[
+        Severity | None,
+        Field(description="The current severity: the worst of the alerts' unless a human set spec.severity."),
+    ] = None
+    severity_source: Annotated[
+        Literal["alerts", "human"] | None,
+        Field(description="alerts: follows the worst alert; human: set in spec, alerts no longer change it."),
+    ] = None
+    spec_severity: Annotated[
+        Severity | None, Field(description="spec.severity as last seen, to tell a human's change apart.")
+    ] = None
+    state_request_seen: Annotated[
+        str | None, Field(max_length=600, description="The spec.requestedState last acted on.")
+    ] = None
+    notes_seen: Annotated[int, Field(ge=0, description="How many of spec.notes are in the timeline.")] = 0
     observed_generation: Annotated[int | None, Field(ge=0)] = None
     conditions: Annotated[list[Condition], Field(max_length=16)] = []
     alerts: AlertsStatus = AlertsStatus()
@@ -257,3 +314,8 @@ class IncidentStatus(StatusModel):
     recurred_as: Annotated[
         str | None, Field(max_length=253, description="The later episode opened when this alert fired again.")
     ] = None
+
+
+def current_severity(spec: IncidentSpec, status: IncidentStatus | None) -> Severity:
+    """What the incident's severity is now (status), falling back to spec before the operator has seen it."""
+    return Severity(status.severity if status is not None and status.severity else spec.severity)

@@ -72,7 +72,9 @@ INCIDENT = Kind(
     status_model=IncidentStatus,
     description="An incident: alerts deduplicated into one episode, driven from detection to postmortem.",
     columns=(
-        PrinterColumn("Severity", ".spec.severity"),
+        PrinterColumn(
+            "Severity", ".status.severity", description="Current severity (worst alert, or as a human set it)"
+        ),
         PrinterColumn("State", ".status.state"),
         PrinterColumn("Service", ".spec.service"),
         PrinterColumn("Alerts", ".status.alerts.count", "integer"),

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from incidentops.api.v1alpha1.common import (
+    DURATION_UNITS,
     Category,
     DNSLabel,
     Duration,
@@ -52,66 +53,242 @@ RISK_OF_ACTION: dict[Action, Literal["low", "medium", "high"]] = {
 class RunbookMatch(Model):
     """Which incidents the runbook applies to; every list given must match (empty means any)."""
 
-    alertnames: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=50)] = []
-    labels: Annotated[LabelMap, Field(description="Labels the incident's alerts must carry.")] = {}
-    severities: Annotated[list[Severity], Field(max_length=5)] = []
-    categories: Annotated[list[Category], Field(max_length=8)] = []
-    services: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=50)] = []
+    alertnames: Annotated[
+        list[Annotated[str, Field(max_length=253)]],
+        Field(
+            max_length=50,
+            description="Alert names (the alertname label), e.g. [HighErrorRate]: the runbook applies when one of "
+            "the incident's alerts has one of them. Empty matches any.",
+        ),
+    ] = []
+    labels: Annotated[
+        LabelMap,
+        Field(
+            description="Labels the incident's alerts must carry with exactly these values, e.g. {team: payments}. "
+            "Empty matches any."
+        ),
+    ] = {}
+    severities: Annotated[
+        list[Severity],
+        Field(
+            max_length=5,
+            description="Incident severities the runbook applies to, e.g. [SEV1, SEV2]. Empty matches any.",
+        ),
+    ] = []
+    categories: Annotated[
+        list[Category],
+        Field(
+            max_length=8,
+            description="Incident categories the runbook applies to (availability, performance, data-integrity, "
+            "security, capacity, dependency, configuration, model-quality). Empty matches any.",
+        ),
+    ] = []
+    services: Annotated[
+        list[Annotated[str, Field(max_length=253)]],
+        Field(
+            max_length=50,
+            description="Services (an incident's spec.service) the runbook applies to, e.g. [checkout]. "
+            "Empty matches any.",
+        ),
+    ] = []
 
 
 class StepParams(Model):
     """Parameters; which ones apply depends on the action."""
 
-    replicas: Annotated[int | None, Field(ge=0, le=10000)] = None
-    revision: Annotated[int | None, Field(ge=1, description="rollback: target revision (default: pre-alert).")] = None
-    query: Annotated[str | None, Field(max_length=8192)] = None
-    url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
-    expect_status: Annotated[int | None, Field(ge=100, le=599)] = None
-    message: Annotated[str | None, Field(max_length=2048)] = None
-    label_selector: Annotated[str | None, Field(max_length=1024)] = None
+    replicas: Annotated[
+        int | None,
+        Field(ge=0, le=10000, description="scale: the replica count to set; at most safety.maxScale."),
+    ] = None
+    revision: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="rollback: the revision to roll back to. Default: the revision that was live before the "
+            "alert began.",
+        ),
+    ] = None
+    query: Annotated[
+        str | None,
+        Field(
+            max_length=8192,
+            description="promql-check: the PromQL expression to evaluate; the step succeeds when it returns no "
+            "series, like verify.query.",
+        ),
+    ] = None
+    url: Annotated[
+        str | None,
+        Field(pattern=r"^https?://", max_length=2048, description="http: the URL to call (http:// or https://)."),
+    ] = None
+    method: Annotated[
+        Literal["GET", "POST", "PUT", "DELETE"] | None,
+        Field(description="http: the request method, GET (the default), POST, PUT or DELETE."),
+    ] = None
+    expect_status: Annotated[
+        int | None,
+        Field(
+            ge=100,
+            le=599,
+            description="http: the response status code that counts as success, e.g. 200. Default: any 2xx.",
+        ),
+    ] = None
+    message: Annotated[
+        str | None,
+        Field(max_length=2048, description="notify: the text sent to the incident's notification channels."),
+    ] = None
+    label_selector: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="delete-pod: a label selector choosing the pods to delete in the target's namespace, "
+            "e.g. app=checkout,tier=web (instead of target.name).",
+        ),
+    ] = None
 
 
 class RunbookStep(Model):
     """One action against one target."""
 
-    name: DNSLabel
-    action: Action
-    target: WorkloadReference | None = None
-    params: StepParams = StepParams()
-    requires_approval: bool = False
-    timeout: Duration = "5m"
-    on_failure: Literal["abort", "continue", "rollback", "escalate"] = "abort"
+    name: Annotated[
+        DNSLabel,
+        Field(
+            description="Step name, unique in the runbook (a DNS label, e.g. rollback). An Incident's "
+            "spec.approvals name the steps they approve by it."
+        ),
+    ]
+    action: Annotated[
+        Action,
+        Field(
+            description="What the step does: scale (set replicas), restart (rollout restart), rollback (to the "
+            "revision live before the alert began), delete-pod, cordon (a Node), wait-rollout (until the "
+            "rollout completes), promql-check (a query that must return nothing), http (call a URL) or notify "
+            "(send a message)."
+        ),
+    ]
+    target: Annotated[
+        WorkloadReference | None,
+        Field(
+            description="The workload the action applies to: a Deployment or StatefulSet for scale, restart, "
+            "rollback and wait-rollout, a Node for cordon, pods for delete-pod."
+        ),
+    ] = None
+    params: Annotated[
+        StepParams,
+        Field(description="Parameters of the action; each one says which action it is for."),
+    ] = StepParams()
+    requires_approval: Annotated[
+        bool,
+        Field(
+            description="When true, the step waits until a responder approves it (an entry in the Incident's "
+            "spec.approvals naming this step), even in an automatic runbook. Default false."
+        ),
+    ] = False
+    timeout: Annotated[
+        Duration,
+        Field(
+            description=f"How long the step may take before it counts as failed, e.g. 5m (the default). "
+            f"Units: {DURATION_UNITS}."
+        ),
+    ] = "5m"
+    on_failure: Annotated[
+        Literal["abort", "continue", "rollback", "escalate"],
+        Field(
+            description="What happens when the step fails or times out: abort (the default: stop the run), "
+            "continue (go on with the next step), rollback (undo the steps done so far, then stop) or escalate "
+            "(stop and escalate the incident to its next level)."
+        ),
+    ] = "abort"
 
 
 class Verification(Model):
     """A PromQL expression that must return no series (the problem cleared) within the window."""
 
-    query: Annotated[str, Field(min_length=1, max_length=8192)]
-    window: Duration = "5m"
-    timeout: Duration = "15m"
+    query: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=8192,
+            description="PromQL expression that returns series while the problem persists, e.g. "
+            'job:error_ratio{service="checkout"} > 0.01. The run succeeded once it has returned none for the '
+            "whole window.",
+        ),
+    ]
+    window: Annotated[
+        Duration,
+        Field(
+            description="How long the query must keep returning no series for the problem to count as cleared, "
+            "e.g. 5m (the default)."
+        ),
+    ] = "5m"
+    timeout: Annotated[
+        Duration,
+        Field(
+            description="How long after the last step the problem may take to clear before the run counts as "
+            "failed, e.g. 15m (the default)."
+        ),
+    ] = "15m"
 
 
 class Safety(Model):
     """Guards every automatic action passes before it runs."""
 
-    cooldown: Duration = "10m"
-    max_executions_per_hour: Annotated[int, Field(ge=0, le=100)] = 3
-    max_scale: Annotated[int, Field(ge=1, le=10000)] = 20
-    allowed_namespaces: Annotated[list[DNSLabel], Field(max_length=100)] = []
-    dry_run_only: bool = False
+    cooldown: Annotated[
+        Duration,
+        Field(
+            description="Minimum time between two runs of this runbook against the same target, e.g. 10m "
+            f"(the default). Units: {DURATION_UNITS}."
+        ),
+    ] = "10m"
+    max_executions_per_hour: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="At most this many runs of the runbook in any hour, across all incidents; default 3. "
+            "0 blocks every run.",
+        ),
+    ] = 3
+    max_scale: Annotated[
+        int,
+        Field(ge=1, le=10000, description="The highest replica count a scale step may set; default 20."),
+    ] = 20
+    allowed_namespaces: Annotated[
+        list[DNSLabel],
+        Field(
+            max_length=100,
+            description="Namespaces whose workloads the steps may act on, e.g. [shop]. Empty allows any namespace.",
+        ),
+    ] = []
+    dry_run_only: Annotated[
+        bool,
+        Field(
+            description="When true, every step runs as a server-side dry run only: the planned change is recorded, "
+            "nothing is modified. Default false."
+        ),
+    ] = False
 
 
 class RunbookSpec(Model):
-    """Match, steps, verification, autonomy and safety."""
+    """RunbookSpec: which incidents the runbook is for, its steps, how success is verified, and its guards."""
 
-    description: Annotated[str, Field(max_length=4096)] = ""
-    match: RunbookMatch = RunbookMatch()
+    description: Annotated[
+        str,
+        Field(max_length=4096, description="Free text for responders: what the runbook does and when to use it."),
+    ] = ""
+    match: Annotated[
+        RunbookMatch,
+        Field(
+            description="Which incidents the runbook applies to: every list given must match, an empty list "
+            "matches any."
+        ),
+    ] = RunbookMatch()
     steps: Annotated[
         list[RunbookStep],
         Field(
             min_length=1,
             max_length=20,
+            description="The steps, run in order (1 to 20), each one action against one target. Step names must "
+            "be unique.",
             json_schema_extra={
                 "x-kubernetes-validations": [
                     {
@@ -122,11 +299,44 @@ class RunbookSpec(Model):
             },
         ),
     ]
-    verify: Verification | None = None
-    automatic: bool = False
-    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.8
-    risk: Literal["low", "medium", "high"] | None = None
-    safety: Safety = Safety()
+    verify: Annotated[
+        Verification | None,
+        Field(
+            description="A check that the problem cleared after the steps ran. Without it, a run succeeds when "
+            "every step did."
+        ),
+    ] = None
+    automatic: Annotated[
+        bool,
+        Field(
+            description="When true, the operator runs the runbook on its own if the triage confidence is at least "
+            "minConfidence and the safety guards pass. Otherwise (the default, false) every step waits for a "
+            "responder's approval in the Incident's spec.approvals."
+        ),
+    ] = False
+    min_confidence: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="The lowest triage confidence, 0 to 1, at which an automatic runbook runs without "
+            "approval; default 0.8.",
+        ),
+    ] = 0.8
+    risk: Annotated[
+        Literal["low", "medium", "high"] | None,
+        Field(
+            description="How risky running the runbook is: low, medium or high. Default: the highest risk of its "
+            "steps' actions (rollback and cordon are medium, the others low)."
+        ),
+    ] = None
+    safety: Annotated[
+        Safety,
+        Field(
+            description="Guards every run must pass: cooldown, hourly limit, scale limit, allowed namespaces, "
+            "dry-run mode."
+        ),
+    ] = Safety()
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> RunbookSpec:
@@ -146,15 +356,28 @@ class RunbookSpec(Model):
 class ExecutionRecord(StatusModel):
     """The last run of the runbook."""
 
-    incident: Annotated[str, Field(max_length=253)]
-    at: Timestamp
-    result: Literal["Succeeded", "Failed", "RolledBack", "Running"]
+    incident: Annotated[str, Field(max_length=253, description="Name of the Incident the run was for.")]
+    at: Annotated[Timestamp, Field(description="When the run started (RFC 3339).")]
+    result: Annotated[
+        Literal["Succeeded", "Failed", "RolledBack", "Running"],
+        Field(description="Running, Succeeded, Failed, or RolledBack (failed and its changes were undone)."),
+    ]
 
 
 class RunbookStatus(StatusModel):
-    """Executions and readiness."""
+    """RunbookStatus is written by the operator: whether the runbook is valid, and its runs."""
 
-    observed_generation: Annotated[int | None, Field(ge=0)] = None
-    conditions: Annotated[list[Condition], Field(max_length=16)] = []
-    executions: Annotated[int, Field(ge=0)] = 0
-    last_execution: ExecutionRecord | None = None
+    observed_generation: Annotated[
+        int | None,
+        Field(ge=0, description="The metadata.generation of the spec this status was computed from."),
+    ] = None
+    conditions: Annotated[
+        list[Condition],
+        Field(
+            max_length=16,
+            description="Ready is True (reason Valid) when the runbook can run, False with a reason such as "
+            "InvalidSpec, MissingParameter, InvalidTarget, ExceedsMaxScale or NamespaceNotAllowed otherwise.",
+        ),
+    ] = []
+    executions: Annotated[int, Field(ge=0, description="How many times the runbook has run, in total.")] = 0
+    last_execution: Annotated[ExecutionRecord | None, Field(description="The most recent run.")] = None
