@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
         crds crds-check run demo bench cluster-up cluster-down cluster-status clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== creating $(VENV) and installing incidentops with its dev tools"
@@ -65,10 +65,15 @@ cluster-down: install ## stop the local control plane, leaving no process behind
 cluster-status: install ## components, memory, nodes
 	$(PY) -m localenv status
 
-run: install ## run the operator against the current kubeconfig (installs the CRDs first)
+run: install ## run the operator locally on 127.0.0.1:8080, no webhook token unless you set one (installs the CRDs)
 	$(PY) -m localenv install-crds
+	@if [ -z "$${INCIDENTOPS_WEBHOOK_TOKEN}$${INCIDENTOPS_WEBHOOK_TOKEN_SECRET}" ]; then \
+	  echo "== make run: webhooks WITHOUT authentication, listening on $${INCIDENTOPS_HTTP_HOST:-127.0.0.1} only" \
+	       "(set INCIDENTOPS_WEBHOOK_TOKEN to require a token, INCIDENTOPS_HTTP_HOST=0.0.0.0 to listen on every interface)"; \
+	  export INCIDENTOPS_WEBHOOK_AUTH=$${INCIDENTOPS_WEBHOOK_AUTH:-none}; \
+	fi; \
 	INCIDENTOPS_LOG_FORMAT=$${INCIDENTOPS_LOG_FORMAT:-text} \
-	INCIDENTOPS_WEBHOOK_AUTH=$${INCIDENTOPS_WEBHOOK_AUTH:-none} \
+	INCIDENTOPS_HTTP_HOST=$${INCIDENTOPS_HTTP_HOST:-127.0.0.1} \
 	$(PY) -m incidentops
 
 demo: install system-deps controlplane ## the whole loop on the embedded default, narrated (KEEP=1 leaves it up)

@@ -36,7 +36,14 @@ async def run(config: config_module.Config) -> None:
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
-    runner = await serve(app, config.http_host, config.http_port)
+    try:
+        runner = await serve(app, config.http_host, config.http_port)
+    except OSError as error:
+        kube.close()
+        raise StartError(
+            f"cannot listen on {config.http_host}:{config.http_port} ({error.strerror or error}); "
+            "set INCIDENTOPS_HTTP_PORT to a free port (and INCIDENTOPS_HTTP_HOST to choose the interface)"
+        ) from None
     scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
     log.info(
         "incidentops starting: watching %s; incidents without a watched namespace go to %s",
@@ -53,6 +60,10 @@ async def run(config: config_module.Config) -> None:
         log.info("incidentops stopped")
 
 
+class StartError(Exception):
+    """The operator cannot start; the message says why and what to change."""
+
+
 def main() -> None:
     try:
         config = config_module.load()
@@ -60,8 +71,12 @@ def main() -> None:
         print(f"incidentops: {error}", file=sys.stderr)
         sys.exit(2)
     logs.setup(config.log_format, config.log_level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(config))
+    except StartError as error:
+        log.error("%s", error)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

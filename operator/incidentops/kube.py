@@ -122,7 +122,18 @@ class KubeClient:
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         return self._obj(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name)
 
-    def list(self, kind: Kind, namespace: str | None = None, label_selector: str = "", limit: int = 0) -> list[Obj]:
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        label_selector: str = "",
+        limit: int = 0,
+        field_selector: str = "",
+    ) -> list[Obj]:
+        if field_selector:
+            by_field: dict[str, Any] = {"field_selector": field_selector}
+        else:
+            by_field = {}
         if namespace:
             result = self._call(
                 self.custom.list_namespaced_custom_object,
@@ -132,6 +143,7 @@ class KubeClient:
                 kind.plural,
                 label_selector=label_selector,
                 **({"limit": limit} if limit else {}),
+                **by_field,
             )
         else:
             result = self._call(
@@ -140,12 +152,21 @@ class KubeClient:
                 VERSION,
                 kind.plural,
                 label_selector=label_selector,
+                **by_field,
             )
         items: list[Obj] = result.get("items", [])
         return items
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
-        return self._obj(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, body)
+        return self._obj(
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            kind.plural,
+            body,
+            field_manager=self.component,
+        )
 
     def replace_status(self, kind: Kind, body: Obj) -> Obj:
         """PUT the status subresource; the body's resourceVersion makes it fail with Conflict if stale."""
@@ -158,6 +179,20 @@ class KubeClient:
             kind.plural,
             meta["name"],
             body,
+            field_manager=self.component,
+        )
+
+    def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
+        """Merge-patch metadata.labels (labels only: no resourceVersion needed, nothing else touched)."""
+        return self._obj(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            kind.plural,
+            name,
+            {"metadata": {"labels": labels}},
+            field_manager=self.component,
         )
 
     def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
@@ -165,7 +200,16 @@ class KubeClient:
         body = dict(patch)
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self._obj(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body)
+        return self._obj(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            kind.plural,
+            name,
+            body,
+            field_manager=self.component,
+        )
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value of one key of a Secret, or None when the key is absent."""
@@ -207,7 +251,7 @@ class KubeClient:
             "lastTimestamp": format_time(now),
             "count": 1,
         }
-        self._call(self.core.create_namespaced_event, meta["namespace"], event)
+        self._call(self.core.create_namespaced_event, meta["namespace"], event, field_manager=self.component)
 
 
 class AsyncKube:
@@ -236,6 +280,9 @@ class AsyncKube:
 
     async def replace_status(self, kind: Kind, body: Obj) -> Obj:
         return await self.run(self.client.replace_status, kind, body)
+
+    async def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
+        return await self.run(self.client.patch_labels, kind, namespace, name, labels)
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return await self.run(self.client.secret_value, namespace, name, key)

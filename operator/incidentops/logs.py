@@ -31,8 +31,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RetriesAreNotErrors(logging.Filter):
+    """Kopf logs each retried apiserver call at ERROR; a retry is routine, so it becomes a warning.
+
+    A freshly started apiserver answers 429 'storage is (re)initializing' for a few seconds: that
+    is the apiserver starting, not a fault, and is logged at INFO. Only a call that gives up
+    (Kopf says 'escalating') stays an error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and "will retry" in record.getMessage():
+            starting = "TooManyRequests" in record.getMessage() or "initializing" in record.getMessage()
+            record.levelno = logging.INFO if starting else logging.WARNING
+            record.levelname = logging.getLevelName(record.levelno)
+        return True
+
+
 def setup(fmt: Literal["json", "text"], level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RetriesAreNotErrors())  # on the handler: Kopf logs retries through many loggers
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

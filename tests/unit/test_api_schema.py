@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from incidentops.api.v1alpha1.common import CEL_DURATION_PATTERN
 from incidentops.api.v1alpha1.crdgen import crd, file_name, openapi_schema, render
 from incidentops.api.v1alpha1.resources import KIND_BY_NAME, KINDS
 
@@ -80,6 +81,39 @@ def test_invalid_variants_fail_in_both_naming_the_field(kind: str, path: list[An
     doc = _set(_sample(kind), path, value)
     assert any(e.startswith(field) for e in _model_errors(doc)), _model_errors(doc)
     assert field in _schema_errors(doc) or any(e.startswith(field) for e in _schema_errors(doc)), _schema_errors(doc)
+
+
+VALID_WITH_PROMETHEUS_UNITS = [
+    ("DetectionRule", ["spec", "for"], "1d"),
+    ("DetectionRule", ["spec", "resolveAfter"], "1w"),
+    ("Runbook", ["spec", "safety", "cooldown"], "1d12h"),
+    ("Runbook", ["spec", "verify", "timeout"], "1.5d"),
+    ("EscalationPolicy", ["spec", "levels", 3, "after"], "1d"),
+    ("EscalationPolicy", ["spec", "schedules", 0, "rotation"], "1w"),
+    ("EscalationPolicy", ["spec", "repeat", "interval"], "1y"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    VALID_WITH_PROMETHEUS_UNITS,
+    ids=[".".join(map(str, i[1])) + "=" + i[2] for i in VALID_WITH_PROMETHEUS_UNITS],
+)
+def test_durations_take_days_weeks_and_years_in_both(kind: str, path: list[Any], value: str) -> None:
+    doc = _set(_sample(kind), path, value)
+    assert _model_errors(doc) == []
+    assert _schema_errors(doc) == []
+
+
+def test_delays_cel_cannot_compare_are_left_to_readiness() -> None:
+    """CEL's duration() has no d/w/y: the rule compares only delays without them, and so does the model."""
+    doc = _set(_sample("EscalationPolicy"), ["spec", "levels", 0, "after"], "1d")
+    assert _model_errors(doc) == []
+    levels = openapi_schema(KIND_BY_NAME["EscalationPolicy"])["properties"]["spec"]["properties"]["levels"]
+    (rule,) = levels["x-kubernetes-validations"]
+    guard, _, comparison = rule["rule"].partition(" || ")
+    assert guard == f"self.exists(l, !l.after.matches('{CEL_DURATION_PATTERN}'))"
+    assert "duration(l.after)" in comparison
 
 
 def test_unknown_field_is_refused_by_the_model() -> None:

@@ -48,4 +48,4 @@ def test_durations() -> None:
     assert parse_duration("1h30m").total_seconds() == 5400
     assert parse_duration("250ms").total_seconds() == 0.25
     with pytest.raises(ValueError, match="invalid duration"):
-        parse_duration("3d")
+        parse_duration("3x")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from incidentops.api.v1alpha1.common import Severity
-from incidentops.api.v1alpha1.incident import MAX_ACTIVE_ALERTS, MAX_RESOLVED_MEMORY, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.incident import (
+    MAX_ACTIVE_ALERTS,
+    MAX_RESOLVED_MEMORY,
+    IncidentSpec,
+    IncidentState,
+    IncidentStatus,
+)
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.merge import apply_alerts, without_replays
+from incidentops.ingest.writer import opening_status
 from incidentops.lifecycle.machine import initial_status
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -103,3 +111,77 @@ def test_resolved_memory_is_bounded() -> None:
     assert (
         without_replays(status, [newest], NOW, timedelta(minutes=5)) == []
     )  # the newest resolved occurrence is still remembered
+
+
+def named(key: str, name: str, severity: Severity = Severity.SEV3, **overrides: object) -> Alert:
+    return replace(alert(key), name=name, severity=severity, **overrides)  # type: ignore[arg-type]
+
+
+def opened(severity: Severity = Severity.SEV3) -> IncidentStatus:
+    return opening_status(IncidentSpec(title="t", severity=severity), NOW)
+
+
+def test_severity_rises_to_the_worst_alert() -> None:
+    status, outcome = apply_alerts(opened(), [named("a", "HighLatency")], now=NOW, auto_resolve=True, recent_limit=5)
+    assert status.severity == Severity.SEV3 and outcome.severity_raised is None
+    later = NOW + timedelta(seconds=30)
+    status, outcome = apply_alerts(
+        status, [named("b", "ServiceDown", Severity.SEV1)], now=later, auto_resolve=True, recent_limit=5
+    )
+    assert status.severity == Severity.SEV1 and outcome.severity_raised == (Severity.SEV3, Severity.SEV1)
+    assert status.timeline[-1].type == "SeverityRaised" and "SEV3 → SEV1" in status.timeline[-1].message
+    status, outcome = apply_alerts(
+        status, [named("c", "Minor", Severity.SEV4)], now=later, auto_resolve=True, recent_limit=5
+    )
+    assert status.severity == Severity.SEV1 and outcome.severity_raised is None  # it never falls by itself
+
+
+def test_a_severity_set_by_a_human_stays() -> None:
+    status = opened().model_copy(update={"severity": Severity.SEV4, "severity_source": "human"})
+    status, outcome = apply_alerts(
+        status, [named("b", "ServiceDown", Severity.SEV1)], now=NOW, auto_resolve=True, recent_limit=5
+    )
+    assert status.severity == Severity.SEV4 and outcome.severity_raised is None
+
+
+def test_unknown_severities_are_recorded_once() -> None:
+    status = opened()
+    for key in ("a", "b"):
+        status = fold(status, [named(key, "A", unknown_severity="urgent")])
+    notes = [e.message for e in status.timeline if e.type == "UnknownSeverity"]
+    assert notes == ["unknown severity 'urgent', treated as SEV3"]
+    assert status.alerts.unknown_severities == ["urgent"]
+
+
+def test_folded_timeline_entries_keep_names_and_times_true() -> None:
+    status = opened()
+    status = apply_alerts(
+        status, [named(f"h{i}", "HighErrorRate") for i in range(3)], now=NOW, auto_resolve=True, recent_limit=5
+    )[0]
+    later = NOW + timedelta(seconds=6)
+    status = apply_alerts(status, [named("d", "DeployFailed")], now=later, auto_resolve=True, recent_limit=5)[0]
+    entry = status.timeline[-1]
+    assert entry.message == "4 alerts firing: DeployFailed, HighErrorRate"
+    assert (entry.at, entry.last_at, entry.count, entry.names) == (NOW, later, 4, ["DeployFailed", "HighErrorRate"])
+    end = NOW + timedelta(seconds=20)
+    status = apply_alerts(
+        status, [named("h0", "HighErrorRate", firing=False)], now=end, auto_resolve=True, recent_limit=5
+    )[0]
+    resolved = status.timeline[-1]
+    assert (resolved.message, resolved.at, resolved.last_at) == ("1 alert resolved: HighErrorRate", end, None)
+
+
+def test_a_start_time_ahead_of_the_clock_is_not_the_future() -> None:
+    status = fold(opened(), [alert("a", starts=NOW + timedelta(hours=2))])
+    assert status.started_at == NOW and status.metrics.time_to_detect_seconds in (None, 0)
+
+
+def test_alerts_still_firing_when_a_human_resolved_do_not_reopen_at_once() -> None:
+    status = fold(opened(), [alert("a", starts=NOW)])
+    status = status.model_copy(update={"state": IncidentState.RESOLVED, "resolved_by": "alice", "resolved_at": NOW})
+    window = timedelta(minutes=5)
+    again = alert("a", starts=NOW)
+    assert without_replays(status, [again], NOW + timedelta(seconds=10), window) == []
+    assert without_replays(status, [again], NOW + timedelta(minutes=6), window) == [again]  # still firing: it persists
+    auto = status.model_copy(update={"resolved_by": "auto-resolve"})
+    assert without_replays(auto, [alert("b", starts=NOW)], NOW, window) != []

@@ -12,8 +12,12 @@ from incidentops.api.v1alpha1.incident import (
     Acknowledgement,
     IncidentSpec,
     IncidentState,
+    IncidentStatus,
+    Note,
     Resolution,
+    StateRequest,
 )
+from incidentops.ingest.writer import opening_status
 from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import (
     ALLOWED,
@@ -114,3 +118,79 @@ def test_manual_incident_gets_an_initial_status() -> None:
     result = reconcile_intents(SPEC, None, now=T0, generation=1)
     assert result.status.state == S.DETECTED and result.status.detected_at == T0
     assert result.notices[0].reason == "Detected"
+
+
+def _opened(severity: Severity = Severity.SEV3) -> tuple[IncidentSpec, IncidentStatus]:
+    spec = SPEC.model_copy(update={"severity": severity})
+    status = opening_status(spec, T0)
+    return spec, reconcile_intents(spec, status, now=T0, generation=1).status
+
+
+def test_time_to_acknowledge_counts_from_when_the_human_wrote_it() -> None:
+    """An ack written while the operator was down is not charged the downtime."""
+    spec, status = _opened()
+    written = T0 + timedelta(seconds=47)
+    spec = spec.model_copy(update={"acknowledgement": Acknowledgement(by="alice", at=written)})
+    acked = reconcile_intents(spec, status, now=T0 + timedelta(minutes=5), generation=2).status
+    assert acked.acknowledged_at == written and acked.metrics.time_to_acknowledge_seconds == 47
+    future = spec.model_copy(update={"acknowledgement": Acknowledgement(by="bob", at=T0 + timedelta(hours=1))})
+    bounded = reconcile_intents(future, status, now=T0 + timedelta(seconds=10), generation=2).status
+    assert bounded.acknowledged_at == T0 + timedelta(seconds=10)  # never after now
+    early = spec.model_copy(update={"acknowledgement": Acknowledgement(by="eve", at=T0 - timedelta(hours=1))})
+    assert reconcile_intents(early, status, now=T0, generation=2).status.acknowledged_at == T0  # nor before detection
+
+
+def test_a_human_severity_change_wins_over_the_alerts() -> None:
+    spec, status = _opened(Severity.SEV3)
+    assert (status.severity, status.severity_source) == (Severity.SEV3, "alerts")
+    changed = reconcile_intents(spec.model_copy(update={"severity": Severity.SEV2}), status, now=T0, generation=2)
+    assert (changed.status.severity, changed.status.severity_source) == (Severity.SEV2, "human")
+    assert changed.status.timeline[-1].type == "SeverityChanged"
+    assert [n.reason for n in changed.notices] == ["SeverityChanged"]
+    again = reconcile_intents(spec.model_copy(update={"severity": Severity.SEV2}), changed.status, now=T0, generation=2)
+    assert again.notices == [] and again.status == changed.status
+
+
+def test_state_requests_follow_the_state_machine_once() -> None:
+    spec, status = _opened()
+    ask = StateRequest(state="Investigating", by="alice", at=T0)
+    moved = reconcile_intents(spec.model_copy(update={"requested_state": ask}), status, now=T0, generation=2).status
+    assert moved.state == S.INVESTIGATING and moved.timeline[-1].actor == "alice"
+    close = StateRequest(state="Closed", by="alice", at=T0 + timedelta(seconds=1))
+    refused = reconcile_intents(spec.model_copy(update={"requested_state": close}), moved, now=T0, generation=3)
+    assert refused.status.state == S.INVESTIGATING
+    assert [n.reason for n in refused.notices] == ["StateChangeRefused"] and refused.notices[0].warning
+    repeat = reconcile_intents(spec.model_copy(update={"requested_state": close}), refused.status, now=T0, generation=3)
+    assert repeat.notices == []  # refused once, not again on every event
+
+
+def test_close_after_resolution() -> None:
+    spec, status = _opened()
+    spec = spec.model_copy(update={"resolution": Resolution(by="alice", summary="fixed")})
+    resolved = reconcile_intents(spec, status, now=T0, generation=2).status
+    spec = spec.model_copy(update={"requested_state": StateRequest(state="Closed", by="bob", at=T0)})
+    closed = reconcile_intents(spec, resolved, now=T0 + timedelta(minutes=1), generation=3).status
+    assert closed.state == S.CLOSED and closed.closed_at is not None
+
+
+def test_resolving_while_alerts_fire_warns() -> None:
+    spec, status = _opened()
+    status = status.model_copy(update={"alerts": status.alerts.model_copy(update={"firing": 2, "active": ["a", "b"]})})
+    spec = spec.model_copy(update={"resolution": Resolution(by="alice", summary="done")})
+    result = reconcile_intents(spec, status, now=T0, generation=2)
+    assert result.status.state == S.RESOLVED
+    assert "2 alerts still firing" in result.status.timeline[-1].message
+    assert any(n.reason == "ResolvedWhileFiring" and n.warning for n in result.notices)
+
+
+def test_notes_enter_the_timeline_once() -> None:
+    spec, status = _opened()
+    notes = [Note(by="alice", at=T0, text="looking at the DB"), Note(by="bob", text="rollback started")]
+    spec = spec.model_copy(update={"notes": notes})
+    once = reconcile_intents(spec, status, now=T0 + timedelta(seconds=5), generation=2).status
+    assert [(e.type, e.actor, e.message) for e in once.timeline[-2:]] == [
+        ("Note", "alice", "looking at the DB"),
+        ("Note", "bob", "rollback started"),
+    ]
+    twice = reconcile_intents(spec, once, now=T0 + timedelta(seconds=9), generation=2).status
+    assert twice.timeline == once.timeline

@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from incidentops.api.v1alpha1.common import Severity
 from incidentops.api.v1alpha1.conditions import find_condition
 from incidentops.api.v1alpha1.incident import (
+    MAX_NOTES,
     Acknowledgement,
     IncidentSpec,
     IncidentState,
     IncidentStatus,
+    Note,
     Resolution,
+    StateRequest,
+    current_severity,
 )
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.kube import Conflict, KubeClient
@@ -100,6 +105,50 @@ def check_resolve(incident: Incident) -> None:
         raise Refused(f'incident "{name}" is already {state}; it can no longer be resolved') from None
 
 
+def check_state(incident: Incident, target: IncidentState) -> None:
+    """Raise Refused unless the lifecycle allows moving the incident to `target` now."""
+    state = IncidentState(incident.status.state)
+    if state == target:
+        raise Refused(f'incident "{incident.name}" is already {state}')
+    try:
+        check(state, target)
+    except IllegalTransitionError as error:
+        raise Refused(f'incident "{incident.name}": {error}') from None
+
+
+def check_open(incident: Incident) -> None:
+    """Raise Refused when the incident is Closed: nothing about it changes any more."""
+    if incident.status.state == IncidentState.CLOSED:
+        raise Refused(f'incident "{incident.name}" is Closed')
+
+
+def check_note(incident: Incident) -> None:
+    check_open(incident)
+    if len(incident.spec.notes) >= MAX_NOTES:
+        raise Refused(f'incident "{incident.name}" already has {MAX_NOTES} notes, the most it keeps')
+
+
+def check_severity(incident: Incident, severity: Severity) -> None:
+    check_open(incident)
+    if current_severity(incident.spec, incident.status) == severity and incident.spec.severity == severity:
+        raise Refused(f'incident "{incident.name}" is already {severity}')
+
+
+def state_patch(state: IncidentState, by: str, now: datetime) -> Obj:
+    """The merge patch that asks the operator to move the incident to `state`."""
+    return {"spec": {"requestedState": StateRequest(state=state.value, by=by, at=now).wire()}}
+
+
+def note_patch(incident: Incident, by: str, now: datetime, text: str) -> Obj:
+    """The notes list with one more (a merge patch replaces lists whole; the write is resourceVersion-guarded)."""
+    notes = [*incident.spec.notes, Note(by=by, at=now, text=text)]
+    return {"spec": {"notes": [n.wire() for n in notes]}}
+
+
+def still_firing(incident: Incident) -> int:
+    return incident.status.alerts.firing
+
+
 def acknowledgement_patch(by: str, now: datetime) -> Obj:
     """The merge patch that asks the operator to record an acknowledgement."""
     return {"spec": {"acknowledgement": Acknowledgement(by=by, at=now).wire()}}
@@ -116,14 +165,15 @@ def write_intent(
     namespace: str,
     name: str,
     precheck: Callable[[Incident], None],
-    patch: Obj,
+    patch: Obj | Callable[[Incident], Obj],
 ) -> Incident:
     """Read, check, patch guarded by the read's resourceVersion; on Conflict start over."""
     for _ in range(CONFLICT_ATTEMPTS):
         incident = Incident.of(kube.get(INCIDENT, namespace, name))
         precheck(incident)
+        body = patch(incident) if callable(patch) else patch
         try:
-            return Incident.of(kube.patch_spec(INCIDENT, namespace, name, patch, incident.resource_version))
+            return Incident.of(kube.patch_spec(INCIDENT, namespace, name, body, incident.resource_version))
         except Conflict:
             continue
     raise Conflict(f'incident "{name}" kept changing while we wrote it; try again')
@@ -144,3 +194,19 @@ def resolution_recorded(incident: Incident, by: str) -> bool:
     return incident.status.state in (IncidentState.RESOLVED, IncidentState.CLOSED) and (
         incident.status.resolved_by == by
     )
+
+
+def state_recorded(incident: Incident, state: IncidentState) -> bool:
+    """Whether the operator moved the incident to `state`; Refused if it refused the request."""
+    if incident.status.state == state:
+        return True
+    refused = next((e for e in reversed(incident.status.timeline) if e.type == "StateChangeRefused"), None)
+    request = incident.spec.requested_state
+    if (
+        refused is not None
+        and request is not None
+        and incident.status.state_request_seen
+        and (incident.status.state_request_seen.startswith(f"{request.state}|{request.by}|"))
+    ):
+        raise Refused(f'the operator refused the change of "{incident.name}": {refused.message}')
+    return False

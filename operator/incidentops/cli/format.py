@@ -16,10 +16,11 @@ from typing import Any
 from rich.text import Text
 
 from incidentops.api.v1alpha1.common import format_time
-from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
+from incidentops.api.v1alpha1.incident import AlertSummary, IncidentSpec, IncidentStatus, current_severity
 from incidentops.cli.selection import IncidentSummary
 
 NONE = "<none>"
+MAX_ALERT_LABELS = 4
 LIST_COLUMNS = ("NAME", "SEVERITY", "STATE", "SERVICE", "ALERTS", "AGE")
 SUMMARY_FIELDS = ("namespace", "name", "severity", "state", "service", "alerts", "age", "created", "title")
 SEVERITY_STYLE = {"SEV1": "bold red", "SEV2": "red", "SEV3": "yellow", "SEV4": "cyan", "SEV5": "dim"}
@@ -76,7 +77,13 @@ def age_of(created: datetime | None, now: datetime) -> str:
 
 
 def _since(value: datetime | None, now: datetime) -> str:
-    return f"{format_time(value)} ({age_of(value, now)} ago)" if value else NONE
+    """A time and how long ago; a time ahead of this machine's clock says so rather than <invalid>."""
+    if value is None:
+        return NONE
+    ahead = (value - now).total_seconds()
+    if ahead > 1:
+        return f"{format_time(value)} ({format_age(ahead)} ahead of this clock)"
+    return f"{format_time(value)} ({age_of(value, now)} ago)"
 
 
 def render_table(
@@ -139,7 +146,7 @@ def summary_record(incident: IncidentSummary, now: datetime) -> dict[str, Any]:
 
 def list_json(incidents: Sequence[IncidentSummary], now: datetime) -> str:
     """A JSON array of summaries, for jq and scripts; full objects come from `kubectl get -o json`."""
-    return json.dumps([summary_record(i, now) for i in incidents], indent=2)
+    return json.dumps([summary_record(i, now) for i in incidents], indent=2, ensure_ascii=False)
 
 
 def list_csv(incidents: Sequence[IncidentSummary], now: datetime) -> str:
@@ -164,8 +171,37 @@ def _by(at: datetime | None, who: str | None, now: datetime) -> str:
 
 
 def timeline_rows(status: IncidentStatus) -> list[tuple[str, str, str, str]]:
-    """(time, type, actor, message) per entry, oldest first as stored."""
-    return [(format_time(e.at), e.type, e.actor or "-", e.message) for e in status.timeline]
+    """(time, type, actor, message) per entry, oldest first; a folded entry shows its first...last span."""
+    return [
+        (
+            format_time(e.at) + (f" … {format_time(e.last_at)[11:]}" if e.last_at else ""),
+            e.type,
+            e.actor or "-",
+            e.message,
+        )
+        for e in status.timeline
+    ]
+
+
+def alert_line(alert: AlertSummary) -> str:
+    """One alert for `describe`: its name, state, and the labels that tell it apart from its siblings."""
+    shown = [
+        f"{k}={v if len(v) <= 40 else v[:37] + '...'}" for k, v in sorted(alert.labels.items()) if k != "alertname"
+    ]
+    distinct = (
+        " " + " ".join(shown[:MAX_ALERT_LABELS]) + (" ..." if len(shown) > MAX_ALERT_LABELS else "") if shown else ""
+    )
+    return f"  - {alert.name} [{alert.status}]{distinct}" + (f": {alert.summary}" if alert.summary else "")
+
+
+def severity_text(spec: IncidentSpec, status: IncidentStatus) -> str:
+    """The current severity and where it comes from."""
+    current = current_severity(spec, status)
+    if status.severity_source == "human":
+        return f"{current} (set by a responder)"
+    if current != spec.severity:
+        return f"{current} (raised from {spec.severity} by its alerts)"
+    return str(current)
 
 
 def timeline_table(status: IncidentStatus, *, indent: str = "") -> Text:
@@ -188,7 +224,7 @@ def describe(
         _field("Name", meta.get("name")),
         _field("Namespace", meta.get("namespace")),
         _field("Title", spec.title),
-        _field("Severity", spec.severity),
+        _field("Severity", severity_text(spec, status)),
         _field("State", status.state if has_status else f"{status.state} (not yet seen by the operator)"),
         _field("Service", spec.service),
         _field("Category", spec.category),
@@ -218,8 +254,7 @@ def describe(
         "  " + _field("First seen", _since(alerts.first_seen, now), 14),
         "  " + _field("Last seen", _since(alerts.last_seen, now), 14),
     ]
-    for alert in alerts.recent:
-        lines.append(f"  - {alert.name} [{alert.status}]" + (f": {alert.summary}" if alert.summary else ""))
+    lines += [alert_line(alert) for alert in alerts.recent]
     if status.triage:
         t = status.triage
         confidence = f"{t.confidence:.0%}" if t.confidence is not None else NONE

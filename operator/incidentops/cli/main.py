@@ -29,9 +29,17 @@ from incidentops.cli.actions import (
     acknowledgement_patch,
     acknowledgement_recorded,
     check_acknowledge,
+    check_note,
+    check_open,
     check_resolve,
+    check_severity,
+    check_state,
+    note_patch,
     resolution_patch,
     resolution_recorded,
+    state_patch,
+    state_recorded,
+    still_firing,
     write_intent,
 )
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
@@ -135,6 +143,16 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _elsewhere(name: str) -> list[str]:
+    """Namespaces that hold an incident of that name, to point a responder at the right one."""
+    session = click.get_current_context().ensure_object(Session)
+    try:
+        found = session.client().list(INCIDENT, None, field_selector=f"metadata.name={name}")
+    except KubeError:  # no right to list cluster-wide: just say it is not here
+        return []
+    return sorted({str(o["metadata"]["namespace"]) for o in found})
+
+
 @contextmanager
 def about_incident(name: str, namespace: str) -> Iterator[None]:
     """Name the incident in NotFound and in validation errors; a missing CRD keeps its own message."""
@@ -143,7 +161,11 @@ def about_incident(name: str, namespace: str) -> Iterator[None]:
     except NotFound as error:
         if "could not find the requested resource" in str(error):
             raise
-        raise Fail(f'incident "{name}" not found in namespace "{namespace}"') from None
+        message = f'incident "{name}" not found in namespace "{namespace}"'
+        others = _elsewhere(name)
+        if others:
+            message += f"; it exists in namespace {', '.join(others)} (use -n {others[0]})"
+        raise Fail(message) from None
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -203,10 +225,10 @@ BY_OPTION = click.option("--by", metavar="WHO", help="Who is acting (default: $U
 @connection_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Work with incidentops Incidents: list, describe, acknowledge, resolve.
+    """Work with incidentops Incidents: list, describe, acknowledge, update, resolve, close.
 
-    ack and resolve write only the Incident's spec (the same as `kubectl patch`); the operator
-    records them in status, stops escalation and computes time to acknowledge/resolve.
+    Every verb that acts writes only the Incident's spec (the same as `kubectl patch`); the
+    operator records it in status, the timeline and an Event, and computes the metrics.
     """
     ctx.ensure_object(Session)
 
@@ -344,12 +366,124 @@ def resolve(name: str, summary: str, root_cause: str, by: str | None, wait: bool
     who = by or session.default_actor()
     with about_incident(name, namespace):
         patch = resolution_patch(who, _now(), summary, root_cause)
-        write_intent(session.client(), namespace, name, check_resolve, patch)
+        written = write_intent(session.client(), namespace, name, check_resolve, patch)
     click.echo(f'incident "{name}" resolved by {who}')
+    firing = still_firing(written)
+    if firing:
+        click.echo(
+            f"warning: {firing} alert{'s are' if firing != 1 else ' is'} still firing; resolved anyway. "
+            "If it keeps firing after the correlation window, the next delivery opens a new episode.",
+            err=True,
+        )
     if wait:
         done = _wait_for(session, namespace, name, lambda i: resolution_recorded(i, who), timeout, "resolution")
         took = fmt.format_duration(done.status.metrics.time_to_resolve_seconds)
         click.echo(f"recorded by the operator: state {done.status.state}, time to resolve {took}")
+
+
+LIFECYCLE_STATES = ("investigating", "identified", "mitigating", "monitoring")
+
+
+def _change_state(name: str, target: IncidentState, by: str | None, wait: bool, timeout: float) -> None:
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    with about_incident(name, namespace):
+        write_intent(
+            session.client(), namespace, name, lambda i: check_state(i, target), state_patch(target, who, _now())
+        )
+    click.echo(f'incident "{name}" moved to {target} by {who}')
+    if wait:
+        _wait_for(session, namespace, name, lambda i: state_recorded(i, target), timeout, f"move to {target}")
+        click.echo(f"recorded by the operator: state {target}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.option(
+    "--state",
+    required=True,
+    type=click.Choice(LIFECYCLE_STATES, case_sensitive=False),
+    help="The lifecycle state to move to.",
+)
+@BY_OPTION
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@handle_errors
+def update(name: str, state: str, by: str | None, wait: bool, timeout: float) -> None:
+    """Move an incident along its lifecycle: investigating, identified, mitigating, monitoring.
+
+    Refused (exit 1) when the lifecycle does not allow the move from the current state.
+    """
+    _change_state(name, IncidentState(state.capitalize()), by, wait, timeout)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@BY_OPTION
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@handle_errors
+def close(name: str, by: str | None, wait: bool, timeout: float) -> None:
+    """Close a resolved incident (after its review); nothing about it changes afterwards."""
+    _change_state(name, IncidentState.CLOSED, by, wait, timeout)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.argument("user")
+@handle_errors
+def assign(name: str, user: str) -> None:
+    """Assign an incident to USER (recorded in the timeline); "" unassigns it."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    if len(user) > 253:
+        raise click.BadParameter("at most 253 characters", param_hint="USER")
+    with about_incident(name, namespace):
+        write_intent(session.client(), namespace, name, check_open, {"spec": {"assignee": user or None}})
+    click.echo(f'incident "{name}" assigned to {user}' if user else f'incident "{name}" unassigned')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.argument("text")
+@BY_OPTION
+@handle_errors
+def note(name: str, text: str, by: str | None) -> None:
+    """Add a note to an incident's timeline (what you tried, what you saw)."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    if not text.strip() or len(text) > 1024:
+        raise click.BadParameter("a note has 1 to 1024 characters", param_hint="TEXT")
+    now = _now()
+    with about_incident(name, namespace):
+        write_intent(session.client(), namespace, name, check_note, lambda i: note_patch(i, who, now, text))
+    click.echo(f'note added to incident "{name}"')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.argument("level", metavar="SEVERITY")
+@handle_errors
+def severity(name: str, level: str) -> None:
+    """Set an incident's severity (SEV1..SEV5 or an alias such as p1, critical); alerts no longer change it."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    try:
+        [chosen] = parse_severities([level])
+    except (SelectionError, ValueError) as error:
+        raise click.BadParameter(str(error) or "one severity", param_hint="SEVERITY") from None
+    with about_incident(name, namespace):
+        write_intent(
+            session.client(), namespace, name, lambda i: check_severity(i, chosen), {"spec": {"severity": chosen.value}}
+        )
+    click.echo(f'incident "{name}" severity set to {chosen}')
 
 
 def main() -> None:

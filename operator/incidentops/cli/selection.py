@@ -88,7 +88,7 @@ class IncidentSummary:
             namespace=str(meta.get("namespace", "")),
             name=str(meta.get("name", "")),
             title=str(spec.get("title", "")),
-            severity=str(spec.get("severity", "")),
+            severity=str(status.get("severity") or spec.get("severity", "")),  # current: alerts may have raised it
             # no status yet means the operator has not seen it: it is Detected, as the printer column implies
             state=str(status.get("state") or IncidentState.DETECTED.value),
             service=str(spec.get("service") or ""),

@@ -21,7 +21,7 @@ from incidentops.api.v1alpha1.common import GROUP, VERSION
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.handlers.deps import Deps
 from incidentops.kube import KubeError
-from incidentops.lifecycle.service import awaits_ingester, reconcile_incident
+from incidentops.lifecycle.service import awaits_ingester, reconcile_incident, sync_severity_label
 from incidentops.metrics import OPEN_INCIDENTS
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,12 @@ def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
         if event.get("type") == "DELETED":
             OPEN_INCIDENTS.forget(namespace or "", name)
             return
-        severity = (body.get("spec") or {}).get("severity", "")
-        OPEN_INCIDENTS.observe(namespace or "", name, severity, (body.get("status") or {}).get("state", "Detected"))
-        if not needs_reconcile(body):
-            return
+        status = body.get("status") or {}
+        severity = status.get("severity") or (body.get("spec") or {}).get("severity", "")
+        OPEN_INCIDENTS.observe(namespace or "", name, severity, status.get("state", "Detected"))
         try:
-            await reconcile_incident(deps.kube, copy.deepcopy(dict(body)), deps.clock)
+            await sync_severity_label(deps.kube, body)
+            if needs_reconcile(body):
+                await reconcile_incident(deps.kube, copy.deepcopy(dict(body)), deps.clock)
         except KubeError as error:  # the next event (or the next start) tries again
             log.warning("could not reconcile incident %s/%s: %s", namespace, name, error)

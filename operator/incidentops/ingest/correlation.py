@@ -24,7 +24,6 @@ CORRELATION_LABEL = "incidentops.dev/correlation"
 CORRELATION_KEY_ANNOTATION = "incidentops.dev/correlation-key"
 EPISODE_LABEL = "incidentops.dev/episode"
 SERVICE_LABEL = "incidentops.dev/service"
-SEVERITY_LABEL = "incidentops.dev/severity"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from incidentops.api.v1alpha1.common import (
     is_dns_label,
     is_object_name,
 )
-from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentState, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import Config
 from incidentops.ingest.alerts import Alert
@@ -35,7 +35,6 @@ from incidentops.ingest.correlation import (
     CORRELATION_LABEL,
     EPISODE_LABEL,
     SERVICE_LABEL,
-    SEVERITY_LABEL,
     GroupKey,
     accepts_alerts,
     episode_of,

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
-from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
+from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj
 from incidentops.lifecycle.intents import Reconciled, reconcile_intents
@@ -61,3 +61,24 @@ async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], dat
             TIME_TO_RESOLVE.labels(spec.severity).observe(metrics.time_to_resolve_seconds)
         return result
     raise Conflict(f"incident {meta['namespace']}/{meta['name']} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+
+def severity_label_patch(obj: Mapping[str, Any]) -> dict[str, str] | None:
+    """The label change that makes `-l incidentops.dev/severity=SEV1` find what is SEV1 now, if any."""
+    severity = (obj.get("status") or {}).get("severity")
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if not severity or labels.get(SEVERITY_LABEL) == severity:
+        return None
+    return {SEVERITY_LABEL: str(severity)}
+
+
+async def sync_severity_label(kube: AsyncKube, obj: Mapping[str, Any]) -> None:
+    """Keep the severity label in step with status.severity (raised by alerts, or set by a human)."""
+    patch = severity_label_patch(obj)
+    if patch is None:
+        return
+    meta = obj["metadata"]
+    try:
+        await kube.patch_labels(INCIDENT, meta["namespace"], meta["name"], patch)
+    except NotFound:
+        return

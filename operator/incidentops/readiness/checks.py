@@ -118,8 +118,8 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
         earlier, later = spec.levels[previous], spec.levels[index]
         found.add(
             "DelaysNotIncreasing",
-            f"level {later.name or index} (after {later.after}) must come later than level "
-            f"{earlier.name or previous} (after {earlier.after}): 'after' delays must strictly increase",
+            f"level {later.name or index}: after {later.after} is not later than level "
+            f"{earlier.name or previous}'s {earlier.after}; 'after' delays must strictly increase",
         )
     schedules = {s.name for s in spec.schedules}
     checked: dict[tuple[str, str], bool | None] = {}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 GROUP = "incidentops.dev"
@@ -34,6 +34,8 @@ _UNIT_SECONDS = {
     "y": 365 * 86400.0,
 }
 DURATION_UNITS = "ms, s, m, h, d (24h), w (7d) or y (365d)"
+# Go and Prometheus keep durations in int64 nanoseconds, about 292 years at most.
+_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 
 def parse_duration(text: str) -> timedelta:
@@ -43,10 +45,14 @@ def parse_duration(text: str) -> timedelta:
             f"invalid duration {text!r}: use numbers with a unit of {DURATION_UNITS}, e.g. 30s, 5m, 1h30m or 1d"
         )
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"invalid duration {text!r}: too long") from None
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ValueError(f"invalid duration {text!r}: too long, the most is about 292y")
+    return timedelta(seconds=seconds)
+
+
+def _parsable_duration(text: str) -> str:
+    parse_duration(text)
+    return text
 
 
 def is_cel_duration(text: str) -> bool:
@@ -62,7 +68,9 @@ def format_time(value: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32, examples=["5m"])]
+Duration = Annotated[
+    str, Field(pattern=DURATION_PATTERN, max_length=32, examples=["5m"]), AfterValidator(_parsable_duration)
+]
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]

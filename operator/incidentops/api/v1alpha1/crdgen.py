@@ -18,7 +18,9 @@ from incidentops.api.v1alpha1.resources import KINDS, Kind
 
 _DROP = {"title", "examples", "discriminator", "$defs"}
 
-# The descriptions built-in kinds carry for these fields (as in apimachinery's TypeMeta/ObjectMeta).
+# The descriptions built-in kinds carry for apiVersion and kind (apimachinery's TypeMeta). metadata
+# gets none: the apiserver refuses a CRD whose root metadata schema says more than its type, and
+# publishes the standard ObjectMeta schema (description included) for it anyway.
 _CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
 API_VERSION_DESCRIPTION = (
     "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
@@ -30,7 +32,6 @@ KIND_DESCRIPTION = (
     "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. "
     f"More info: {_CONVENTIONS}#types-kinds"
 )
-METADATA_DESCRIPTION = f"Standard object's metadata. More info: {_CONVENTIONS}#metadata"
 
 
 class NonStructuralSchemaError(ValueError):
@@ -120,7 +121,7 @@ def openapi_schema(kind: Kind) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION_DESCRIPTION},
             "kind": {"type": "string", "description": KIND_DESCRIPTION},
-            "metadata": {"type": "object", "description": METADATA_DESCRIPTION},
+            "metadata": {"type": "object"},  # the apiserver refuses anything else here
             "spec": spec,
             "status": status,
         },

@@ -237,8 +237,8 @@ class EscalationPolicySpec(Model):
         Field(
             min_length=1,
             max_length=MAX_LEVELS,
-            description="The levels, notified in order (1 to 10), each `after` its delay, until someone "
-            "acknowledges. Delays must strictly increase from level to level.",
+            description=f"The levels, notified in order (1 to {MAX_LEVELS}), each `after` its delay, until "
+            "someone acknowledges. Delays must strictly increase from level to level.",
             json_schema_extra={
                 "x-kubernetes-validations": [
                     {

@@ -23,6 +23,7 @@ from incidentops.api.v1alpha1.common import (
 )
 from incidentops.api.v1alpha1.conditions import Condition
 
+SEVERITY_LABEL = "incidentops.dev/severity"
 MAX_TIMELINE = 100
 MAX_RECENT_ALERTS = 10
 MAX_ACTIVE_ALERTS = 5000

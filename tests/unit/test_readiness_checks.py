@@ -1,0 +1,93 @@
+"""Readiness verdicts: what the schema cannot check, explained in one reason and one message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
+from incidentops.api.v1alpha1.runbook import RunbookSpec
+from incidentops.readiness.checks import Verdict, check_escalation_policy, check_runbook
+
+
+class Everything:
+    """A cluster in which every referenced object and Secret key exists."""
+
+    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+        return True
+
+    async def secret_has_key(self, namespace: str, name: str, key: str) -> bool | None:
+        return True
+
+
+def _level(name: str, after: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "after": after,
+        "targets": [{"type": "user", "name": name}],
+        "channels": [{"type": "email", "to": [f"{name}@example.com"]}],
+    }
+
+
+def _policy(*afters: str, times: int = 0) -> EscalationPolicySpec:
+    levels = [_level(f"l{i}", after) for i, after in enumerate(afters)]
+    return EscalationPolicySpec.model_validate({"levels": levels, "repeat": {"times": times}})
+
+
+def _check_policy(spec: EscalationPolicySpec) -> Verdict:
+    return asyncio.run(check_escalation_policy(spec, "ns", Everything()))
+
+
+@pytest.mark.parametrize("afters", [("0m", "1d"), ("12h", "1d", "1w", "1y"), ("0s", "23h", "1d")])
+def test_increasing_delays_in_days_are_ready(afters: tuple[str, ...]) -> None:
+    assert _check_policy(_policy(*afters)).ready
+
+
+@pytest.mark.parametrize(
+    ("afters", "later", "earlier"),
+    [
+        (("1d", "12h"), "l1: after 12h", "l0's 1d"),
+        (("0m", "24h", "1d"), "l2: after 1d", "l1's 24h"),
+        (("1w", "2d"), "l1: after 2d", "l0's 1w"),
+    ],
+)
+def test_delays_in_days_that_do_not_increase_are_not_ready(afters: tuple[str, ...], later: str, earlier: str) -> None:
+    """The apiserver cannot compare such delays (CEL has no days); the model admits them, readiness refuses."""
+    verdict = _check_policy(_policy(*afters))
+    assert not verdict.ready
+    assert verdict.reason == "DelaysNotIncreasing"
+    assert f"level {later} is not later than level {earlier}" in verdict.message
+    assert "strictly increase" in verdict.message
+
+
+def test_every_out_of_order_pair_is_listed() -> None:
+    verdict = _check_policy(_policy("1d", "1h", "1d", "1h"))
+    assert verdict.reason == "DelaysNotIncreasing"
+    assert [p.split(":")[0] for p in verdict.problems] == ["level l1", "level l3"]
+    assert verdict.message.endswith("(and 1 more)")
+
+
+@pytest.mark.parametrize(
+    ("afters", "times", "message"),
+    [
+        (("0m",), 0, "1 level, does not repeat"),
+        (("0m", "5m"), 1, "2 levels, repeats 1 time"),
+        (("0m", "5m", "1d"), 2, "3 levels, repeats 2 times"),
+    ],
+)
+def test_ready_message_counts_in_good_english(afters: tuple[str, ...], times: int, message: str) -> None:
+    verdict = _check_policy(_policy(*afters, times=times))
+    assert verdict.ready and verdict.reason == "Valid"
+    assert verdict.message == message
+
+
+@pytest.mark.parametrize(("steps", "count"), [(1, "1 step"), (2, "2 steps")])
+def test_runbook_message_counts_steps(steps: int, count: str) -> None:
+    spec = RunbookSpec.model_validate(
+        {"steps": [{"name": f"s{i}", "action": "notify", "params": {"message": "hi"}} for i in range(steps)]}
+    )
+    verdict = asyncio.run(check_runbook(spec, "ns", Everything()))
+    assert verdict.ready
+    assert verdict.message.startswith(f"{count}, approval-gated")
