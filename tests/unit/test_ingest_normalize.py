@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
-from incidentops.api.v1alpha1.common import Severity
-from incidentops.config import load
 from datetime import UTC, datetime
 from typing import Any
 
-from incidentops.config import Config
+import pytest
+
+from incidentops.api.v1alpha1.common import Severity
+from incidentops.config import Config, load
 from incidentops.ingest.alerts import Alert, from_alertmanager, from_event, label_hash, severity_of
 from incidentops.ingest.payloads import Event, Reading, Unreadable, read_alertmanager, read_events
 
@@ -165,7 +164,7 @@ def test_entries_that_are_not_alerts_are_reported_and_the_rest_kept() -> None:
     [([], "body"), ({"status": "firing"}, "alerts"), ({"alerts": {"a": 1}}, "alerts"), ("text", "body")],
 )
 def test_only_a_body_that_cannot_be_read_is_refused(body: Any, field: str) -> None:
-    with pytest.raises(Unreadable, match=f"^{field}:"):
+    with pytest.raises(Unreadable, match=rf"^{field}:"):
         read_alertmanager(body, Reading())
 
 
@@ -191,7 +190,7 @@ EVENT = {"type": "alert.fired", "source": "ci", "alert_id": "deploy-42", "alert_
 
 
 def test_events_missing_what_identifies_them_are_refused_by_name() -> None:
-    with pytest.raises(Unreadable, match="^alert_id:"):
+    with pytest.raises(Unreadable, match=r"^alert_id:"):
         read_events({k: v for k, v in EVENT.items() if k != "alert_id"}, Reading())
     reading = Reading()
     events = read_events({"events": [EVENT, {"type": "alert.fired"}, 7]}, reading)

@@ -190,7 +190,7 @@ class IncidentWriter:
                 name = latest["metadata"]["name"] if latest else None
                 return Persisted(key.namespace, name)
             episode = episode_of(latest) + 1 if latest else 1
-            body = self._new_incident(key, alerts, episode, latest)
+            body = new_incident(key, alerts, episode, latest)
             try:
                 target = await self._kube.create(INCIDENT, key.namespace, body)
             except Conflict:
@@ -244,7 +244,13 @@ class IncidentWriter:
             except NotFound:  # no such namespace, or no CRD: nothing there to join
                 return False
             self._remember(key, latest)
-        return latest is not None and accepts_alerts(status_of(latest), self._clock(), self._window)
+        if latest is None or not accepts_alerts(status_of(latest), self._clock(), self._window):
+            return False
+        # Only alerts once routed here while their namespace was missing get this far: read it
+        # fresh, since a responder may have resolved it meanwhile (our cache sees only our writes).
+        await self._refresh(key, latest["metadata"]["name"])
+        fresh = self._latest.get(key)
+        return fresh is not None and accepts_alerts(status_of(fresh), self._clock(), self._window)
 
     def _announce(self, obj: Obj, initializing: bool, outcome: MergeOutcome) -> None:
         """Events and log lines for humans; Events are posted in the background, off the webhook's path."""
@@ -309,43 +315,45 @@ class IncidentWriter:
             except Conflict:
                 continue
 
-    def _new_incident(self, key: GroupKey, alerts: list[Alert], episode: int, previous: Obj | None) -> Obj:
-        firing = [a for a in alerts if a.firing]
-        first = firing[0]
-        severity = min((a.severity for a in firing), key=lambda s: Severity(s).value)
-        service = first.service
-        base = service or first.name
-        name = incident_name(key, base, episode)
-        spec = IncidentSpec(
-            title=(first.summary or f"{first.name} on {service or key.namespace}")[:512],
-            severity=severity,
-            category=_category(first.labels.get("category")),
-            service=service,
-            summary=first.annotations.get("description") if first.annotations else None,
-            source=first.source,
-            affected_workloads=_workloads(first.labels),
-            dedup_key=first.dedup_key,
-            correlation_key=key.correlation[:1024],
-            labels=_common_labels(firing),
-            previous_incident=previous["metadata"]["name"] if previous else None,
-        )
-        return {
-            "apiVersion": API_VERSION,
-            "kind": INCIDENT.kind,
-            "metadata": {
-                "name": name,
-                "namespace": key.namespace,
-                "labels": {
-                    MANAGED_BY_LABEL: MANAGED_BY,
-                    CORRELATION_LABEL: key.digest,
-                    EPISODE_LABEL: str(episode),
-                    SERVICE_LABEL: slug(base, 63),
-                    SEVERITY_LABEL: str(severity),
-                },
-                "annotations": {CORRELATION_KEY_ANNOTATION: key.correlation},
+
+def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj | None) -> Obj:
+    """The Incident a group of alerts opens; pure, so the fuzz suite checks it against the CRD schema."""
+    firing = [a for a in alerts if a.firing]
+    first = firing[0]
+    severity = min((a.severity for a in firing), key=lambda s: Severity(s).value)
+    service = first.service
+    base = service or first.name
+    name = incident_name(key, base, episode)
+    spec = IncidentSpec(
+        title=(first.summary or f"{first.name} on {service or key.namespace}")[:512],
+        severity=severity,
+        category=_category(first.labels.get("category")),
+        service=service,
+        summary=first.annotations.get("description") if first.annotations else None,
+        source=first.source,
+        affected_workloads=_workloads(first.labels),
+        dedup_key=first.dedup_key,
+        correlation_key=key.correlation[:1024],
+        labels=_common_labels(firing),
+        previous_incident=previous["metadata"]["name"] if previous else None,
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": INCIDENT.kind,
+        "metadata": {
+            "name": name,
+            "namespace": key.namespace,
+            "labels": {
+                MANAGED_BY_LABEL: MANAGED_BY,
+                CORRELATION_LABEL: key.digest,
+                EPISODE_LABEL: str(episode),
+                SERVICE_LABEL: slug(base, 63),
+                SEVERITY_LABEL: str(severity),
             },
-            "spec": spec.wire(),
-        }
+            "annotations": {CORRELATION_KEY_ANNOTATION: key.correlation},
+        },
+        "spec": spec.wire(),
+    }
 
 
 def opening_status(spec: IncidentSpec, now: datetime) -> IncidentStatus:
