@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import os
@@ -19,14 +20,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-import kubernetes.client
-import kubernetes.config
-import urllib3
-from kubernetes.client.exceptions import ApiException
-
 from incidentops.api.v1alpha1.common import GROUP, VERSION, format_time
 from incidentops.api.v1alpha1.resources import Kind
-from incidentops.metrics import KUBE_REQUEST_SECONDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,7 +48,7 @@ class Unavailable(KubeError):
     """The apiserver could not be reached or answered 5xx/429: retry later."""
 
 
-def _message(error: ApiException) -> str:
+def _message(error: Any) -> str:
     try:
         return str(json.loads(error.body or "{}").get("message") or error.reason)
     except ValueError:
@@ -61,6 +56,9 @@ def _message(error: ApiException) -> str:
 
 
 def _translate(error: Exception) -> Exception:
+    import urllib3  # noqa: PLC0415 - the client library loads lazily (see KubeClient)
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
     if isinstance(error, ApiException):
         status = error.status or 0
         text = _message(error)
@@ -80,6 +78,9 @@ def _translate(error: Exception) -> Exception:
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None, pool: int = 32) -> Any:
     """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    import kubernetes.client  # noqa: PLC0415 - importing the client costs ~0.2 s: only when used
+    import kubernetes.config  # noqa: PLC0415
+
     configuration = kubernetes.client.Configuration()
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -96,13 +97,23 @@ class KubeClient:
     """Synchronous calls for our kinds, Secrets, Namespaces and Events, with translated errors."""
 
     def __init__(self, api_client: Any, *, component: str = "incidentops") -> None:
+        import kubernetes.client  # noqa: PLC0415
+
         self.api_client = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
         self.component = component
         self.instance = socket.gethostname()
 
+    @functools.cached_property
+    def core(self) -> Any:
+        """CoreV1Api, built on first use: importing it costs most of a second, which the plugin never needs."""
+        import kubernetes.client  # noqa: PLC0415
+
+        return kubernetes.client.CoreV1Api(self.api_client)
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from incidentops.metrics import KUBE_REQUEST_SECONDS  # noqa: PLC0415 - the plugin never loads metrics
+
         verb = fn.__name__.split("_", 1)[0]
         started = time.perf_counter()
         result = "ok"
@@ -225,6 +236,8 @@ class KubeClient:
         return True
 
     def version(self) -> str:
+        import kubernetes.client  # noqa: PLC0415
+
         info = self._call(kubernetes.client.VersionApi(self.api_client).get_code)
         return str(info.git_version)
 

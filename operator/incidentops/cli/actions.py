@@ -27,6 +27,7 @@ from incidentops.api.v1alpha1.incident import (
     current_severity,
 )
 from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.cli.rest import RestClient
 from incidentops.kube import Conflict, KubeClient
 from incidentops.lifecycle.machine import IllegalTransitionError, acknowledge, check
 
@@ -161,7 +162,7 @@ def resolution_patch(by: str, now: datetime, summary: str, root_cause: str) -> O
 
 
 def write_intent(
-    kube: KubeClient,
+    kube: KubeClient | RestClient,
     namespace: str,
     name: str,
     precheck: Callable[[Incident], None],

@@ -16,7 +16,6 @@ from typing import IO, Any, TypeVar
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
 from rich.text import Text
 
 from incidentops.api.v1alpha1.common import Severity, parse_duration
@@ -76,8 +75,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _console() -> Console:
+def _console() -> Any:
     """Markup off: incident titles and alert text are untrusted and may contain [brackets]."""
+    from rich.console import Console  # noqa: PLC0415 - loaded when there is something to print
+
     return Console(markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kubernetes.config
+import yaml
 
+from incidentops.cli.rest import RestClient, Unsupported, endpoint_from_kubeconfig, in_cluster_endpoint
 from incidentops.kube import KubeClient, KubeError, NotFound, Unavailable, load_api_client
+
+ApiClient = KubeClient | RestClient
 
 DEFAULT_NAMESPACE = "default"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -45,27 +48,36 @@ class Session:
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str | None = None
-    _client: KubeClient | None = field(default=None, init=False, repr=False)
+    _client: ApiClient | None = field(default=None, init=False, repr=False)
+    _config: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def kubeconfig_path(self) -> str | None:
         return _kubeconfig_path(self.kubeconfig)
+
+    def _kubeconfig(self) -> dict[str, Any]:
+        """The kubeconfig as read (first file of a KUBECONFIG list), cached for the call."""
+        if self._config is None:
+            path = self.kubeconfig_path or ""
+            try:
+                loaded = yaml.safe_load(Path(path.split(os.pathsep)[0]).expanduser().read_text()) or {}
+            except (OSError, yaml.YAMLError) as error:
+                raise SessionError(f"cannot read kubeconfig {path}: {error}") from None
+            if not isinstance(loaded, dict):
+                raise SessionError(f"cannot read kubeconfig {path}: not a kubeconfig")
+            self._config = loaded
+        return self._config
 
     def _context(self) -> dict[str, Any]:
         """The selected kubeconfig context's body ({} in-cluster or when none is set)."""
         path = self.kubeconfig_path
         if path is None:
             return {}
-        try:
-            contexts, current = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-        except (kubernetes.config.ConfigException, OSError) as error:
-            raise SessionError(f"cannot read kubeconfig {path}: {error}") from None
-        if self.context:
-            chosen = next((c for c in contexts if c.get("name") == self.context), None)
-            if chosen is None:
-                raise SessionError(f'context "{self.context}" not found in kubeconfig {path}')
-        else:
-            chosen = current
+        config = self._kubeconfig()
+        wanted = self.context or config.get("current-context")
+        chosen = next((c for c in config.get("contexts") or [] if c.get("name") == wanted), None)
+        if chosen is None and self.context:
+            raise SessionError(f'context "{self.context}" not found in kubeconfig {path}')
         body = (chosen or {}).get("context") or {}
         return dict(body)
 
@@ -90,18 +102,33 @@ class Session:
             return str(from_context)
         raise SessionError("cannot tell who you are: pass --by NAME")
 
-    def client(self) -> KubeClient:
-        """The API client for the selected cluster and context."""
+    def client(self) -> ApiClient:
+        """The API client for the selected cluster and context: the lean one when it can speak the auth."""
         if self._client is None:
             if self.context:
                 self._context()  # a clear "context not found" before the client library's wording
+            self._client = self._lean_client()
+        if self._client is None:
+            from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415 - only on this path
+
             try:
                 api = load_api_client(self.kubeconfig_path, self.context, pool=4)
-            except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as error:
+            except (ConfigException, OSError, TypeError, ValueError) as error:
                 where = self.kubeconfig_path or "in-cluster configuration"
                 raise SessionError(f"cannot load Kubernetes configuration from {where}: {error}") from None
             self._client = KubeClient(api, component="kubectl-incident")
         return self._client
+
+    def _lean_client(self) -> RestClient | None:
+        path = self.kubeconfig_path
+        try:
+            if path is None:
+                return RestClient(in_cluster_endpoint())
+            if os.pathsep in path:  # several files merge by kubectl's rules: the official client knows them
+                return None
+            return RestClient(endpoint_from_kubeconfig(path, self._kubeconfig(), self.context))
+        except (Unsupported, KeyError, OSError, ValueError):
+            return None
 
     @property
     def server(self) -> str:

@@ -49,9 +49,10 @@ class ClusterLookup:
 
 
 def _invalid(error: ValidationError) -> Verdict:
+    """The first problem, located from spec: "spec.levels.1.after: ...", or "spec: ..." for the whole spec."""
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "spec"
-    return Verdict(False, "InvalidSpec", f"spec.{where}: {first['msg']}")
+    where = ".".join(["spec", *(str(p) for p in first["loc"])])
+    return Verdict(False, "InvalidSpec", f"{where}: {first['msg']}")
 
 
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:

@@ -93,7 +93,9 @@ LabelMap = dict[str, Annotated[str, Field(max_length=1024)]]
 class Model(BaseModel):
     """Spec models: camelCase on the wire; unknown fields refused, as kubectl's strict validation does."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True, defer_build=True
+    )
 
     def wire(self) -> dict[str, Any]:
         """The JSON-ready dict as stored in Kubernetes (camelCase, no nulls)."""
@@ -103,7 +105,9 @@ class Model(BaseModel):
 class StatusModel(Model):
     """Base for status models: tolerant of fields written by newer or older operators."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True, defer_build=True
+    )
 
 
 SEVERITY_LEVELS = (

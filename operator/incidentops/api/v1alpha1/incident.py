@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from incidentops.api.v1alpha1.common import (
+    SEVERITY_LEVELS,
     Category,
     LabelMap,
     LocalObjectReference,
@@ -33,7 +34,12 @@ MAX_TIMELINE_NAMES = 10
 
 
 class IncidentState(StrEnum):
-    """Where an incident stands in its lifecycle (REQUIREMENTS.md: Lifecycle)."""
+    """Where an incident stands in its lifecycle.
+
+    Detected → Acknowledged → Investigating → Identified → Mitigating → Monitoring → Resolved → Closed.
+    States may be skipped and responders may step back (Monitoring → Investigating, say); any open state
+    can move to Resolved, Resolved only to Closed, and Closed is final.
+    """
 
     DETECTED = "Detected"
     ACKNOWLEDGED = "Acknowledged"
@@ -62,25 +68,54 @@ Actor = Annotated[str, Field(min_length=1, max_length=253)]
 class Acknowledgement(Model):
     """A responder takes the incident; stops escalation."""
 
-    by: Actor
-    at: Timestamp | None = None
+    by: Annotated[Actor, Field(description="Who acknowledged, e.g. alice.")]
+    at: Annotated[
+        Timestamp | None,
+        Field(
+            description="When they acknowledged (RFC 3339); time to acknowledge counts to it. Left out, the time "
+            "the operator records it."
+        ),
+    ] = None
 
 
 class Resolution(Model):
     """A responder declares the incident over."""
 
-    by: Actor
-    at: Timestamp | None = None
-    summary: Annotated[str, Field(max_length=4096)] = ""
-    root_cause: Annotated[str, Field(max_length=4096)] = ""
+    by: Annotated[Actor, Field(description="Who resolved the incident, e.g. alice.")]
+    at: Annotated[
+        Timestamp | None,
+        Field(
+            description="When they resolved it (RFC 3339); time to resolve counts to it. Left out, the time the "
+            "operator records it."
+        ),
+    ] = None
+    summary: Annotated[
+        str,
+        Field(
+            max_length=4096,
+            description="What happened and what fixed it, e.g. rolled back checkout to v41; copied into the "
+            "timeline for the postmortem.",
+        ),
+    ] = ""
+    root_cause: Annotated[
+        str,
+        Field(max_length=4096, description="The root cause, if known, e.g. bad deploy; copied into the timeline."),
+    ] = ""
 
 
 class Approval(Model):
     """A responder approves one remediation step that requires it."""
 
-    step: Annotated[str, Field(min_length=1, max_length=63)]
-    by: Actor
-    at: Timestamp | None = None
+    step: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=63,
+            description="The name of the Runbook step approved (a step of the incident's runbook), e.g. rollback.",
+        ),
+    ]
+    by: Annotated[Actor, Field(description="Who approved the step.")]
+    at: Annotated[Timestamp | None, Field(description="When it was approved (RFC 3339).")] = None
 
 
 RequestableState = Literal["Investigating", "Identified", "Mitigating", "Monitoring", "Closed"]
@@ -106,131 +141,430 @@ class Note(Model):
 
 
 class IncidentSpec(Model):
-    """What the incident is about, and what humans decided about it."""
+    """What the incident is about, and what humans decided about it.
 
-    title: Annotated[str, Field(min_length=1, max_length=512)]
-    severity: Severity
-    category: Category | None = None
-    service: Annotated[str | None, Field(max_length=253)] = None
-    summary: Annotated[str | None, Field(max_length=4096)] = None
-    source: Annotated[str | None, Field(max_length=63, description="Where the first alert came from.")] = None
-    affected_workloads: Annotated[list[WorkloadReference], Field(max_length=50)] = []
-    dedup_key: Annotated[str | None, Field(max_length=256)] = None
-    correlation_key: Annotated[str | None, Field(max_length=1024)] = None
-    labels: Annotated[LabelMap | None, Field(description="Labels common to the incident's alerts.")] = None
-    previous_incident: Annotated[
-        str | None, Field(max_length=253, description="The earlier episode this one recurs after.")
+    Written by the operator's ingester when it opens the incident, and afterwards only by humans, through
+    `kubectl incident ...` or `kubectl patch`; the operator records what they decide in status.
+    """
+
+    title: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=512,
+            description="What is wrong, in one line, e.g. Checkout payments failing for card users. The ingester "
+            "takes the first alert's summary, else '<alertname> on <service or namespace>'.",
+        ),
+    ]
+    severity: Annotated[
+        Severity,
+        Field(
+            description="How bad the incident is, SEV1 (worst) to SEV5. The ingester sets the worst severity of "
+            "the alerts that opened it, and status.severity follows later alerts. A human's change here (kubectl "
+            f"incident severity) sets status.severity, and alerts no longer change it. {SEVERITY_LEVELS}"
+        ),
+    ]
+    category: Annotated[
+        Category | None,
+        Field(
+            description="What kind of failure: availability, performance, data-integrity, security, capacity, "
+            "dependency, configuration or model-quality. The ingester takes the first alert's category label "
+            "when it is one of these. Drives triage, runbook matching and routing."
+        ),
     ] = None
-    escalation_policy_ref: LocalObjectReference | None = None
-    runbook_ref: LocalObjectReference | None = None
-    acknowledgement: Acknowledgement | None = None
-    resolution: Resolution | None = None
-    approvals: Annotated[list[Approval], Field(max_length=50)] = []
-    assignee: Annotated[str | None, Field(max_length=253)] = None
+    service: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="The affected service, e.g. checkout: the first alert's service label (by default the "
+            "first of service, app, job, deployment). Alerts of the same namespace and service join one incident.",
+        ),
+    ] = None
+    summary: Annotated[
+        str | None,
+        Field(max_length=4096, description="More about the problem: the first alert's description annotation."),
+    ] = None
+    source: Annotated[
+        str | None,
+        Field(
+            max_length=63,
+            description="Where the first alert came from: alertmanager, or the source of an event posted to "
+            "/api/v1/events, e.g. ci.",
+        ),
+    ] = None
+    affected_workloads: Annotated[
+        list[WorkloadReference],
+        Field(
+            max_length=50,
+            description="The workloads the incident affects, from the first alert's deployment, statefulset and "
+            "daemonset labels. Runbook steps whose target names no workload act on these.",
+        ),
+    ] = []
+    dedup_key: Annotated[
+        str | None,
+        Field(
+            max_length=256,
+            description="The dedup key of the alert that opened the incident: Alertmanager's fingerprint, a hash of "
+            "an event's source and alert_id, or a hash of the configured dedup labels. status.alerts.active holds "
+            "the keys of every alert still firing.",
+        ),
+    ] = None
+    correlation_key: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="What groups alerts into this incident, e.g. namespace=shop,service=checkout (or the "
+            "configured correlation labels as name=value pairs). Every episode of the same problem shares it.",
+        ),
+    ] = None
+    labels: Annotated[
+        LabelMap | None,
+        Field(
+            description="The labels every alert that opened the incident shared (at most 32), e.g. alertname, "
+            "namespace, team."
+        ),
+    ] = None
+    previous_incident: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="The earlier episode this one recurs after: the incident of the same correlation key that "
+            "had ended (resolved, closed, or quiet for longer than the correlation window) when alerts fired again.",
+        ),
+    ] = None
+    escalation_policy_ref: Annotated[
+        LocalObjectReference | None,
+        Field(
+            description="The EscalationPolicy (in this namespace) that pages responders for this incident until "
+            "someone acknowledges."
+        ),
+    ] = None
+    runbook_ref: Annotated[
+        LocalObjectReference | None,
+        Field(
+            description="The Runbook (in this namespace) that remediates this incident; status.remediation follows "
+            "its steps."
+        ),
+    ] = None
+    acknowledgement: Annotated[
+        Acknowledgement | None,
+        Field(
+            description="A responder takes the incident, which stops escalation (kubectl incident ack). The "
+            "operator records it in status (acknowledgedAt, acknowledgedBy, condition Acknowledged); once the "
+            "incident is Resolved or Closed it ignores it (condition reason AcknowledgedTooLate)."
+        ),
+    ] = None
+    resolution: Annotated[
+        Resolution | None,
+        Field(
+            description="A responder declares the incident over, with a summary and root cause (kubectl incident "
+            "resolve). The operator moves it to Resolved, even while alerts still fire; on an incident already "
+            "resolved because its alerts cleared, it records who resolved it and why."
+        ),
+    ] = None
+    approvals: Annotated[
+        list[Approval],
+        Field(
+            max_length=50,
+            description="Responders' approvals of remediation steps that wait for one (Runbook steps with "
+            "requiresApproval, or every step of a runbook that is not automatic), one entry per step.",
+        ),
+    ] = []
+    assignee: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="Who owns the incident, e.g. alice (kubectl incident assign). The operator copies it into "
+            "status.assignee and the timeline.",
+        ),
+    ] = None
     requested_state: Annotated[
         StateRequest | None,
-        Field(description="The lifecycle state a responder asks for (kubectl incident update --state, close)."),
+        Field(
+            description="The lifecycle state a responder asks for (kubectl incident update --state, close). The "
+            "operator applies each request once; a move the lifecycle forbids is refused, with a "
+            "StateChangeRefused timeline entry."
+        ),
     ] = None
     notes: Annotated[
-        list[Note], Field(max_length=MAX_NOTES, description="Responders' notes (kubectl incident note), oldest first.")
+        list[Note],
+        Field(
+            max_length=MAX_NOTES,
+            description="Responders' notes (kubectl incident note), oldest first; each is copied into the timeline "
+            "once.",
+        ),
     ] = []
 
 
 class AlertSummary(StatusModel):
     """One alert as last seen; the incident keeps only the most recent few."""
 
-    fingerprint: Annotated[str, Field(max_length=256)]
-    name: Annotated[str, Field(max_length=253)]
-    status: Literal["firing", "resolved"]
-    labels: Annotated[LabelMap, Field(description="Labels beyond the incident's spec.labels.")] = {}
-    summary: Annotated[str | None, Field(max_length=1024)] = None
-    starts_at: Timestamp | None = None
-    ends_at: Timestamp | None = None
-    last_seen: Timestamp
-    generator_url: Annotated[str | None, Field(max_length=2048)] = None
+    fingerprint: Annotated[
+        str,
+        Field(
+            max_length=256,
+            description="The alert's dedup key (Alertmanager's fingerprint unless dedup labels are configured), as "
+            "in alerts.active.",
+        ),
+    ]
+    name: Annotated[
+        str, Field(max_length=253, description="The alert's name (its alertname label), e.g. HighErrorRate.")
+    ]
+    status: Annotated[
+        Literal["firing", "resolved"], Field(description="firing or resolved, as of the alert's last notification.")
+    ]
+    labels: Annotated[
+        LabelMap,
+        Field(description="The alert's labels, less those the incident's spec.labels has with the same value."),
+    ] = {}
+    summary: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="The alert's summary (else description, else message) annotation, or an event's message.",
+        ),
+    ] = None
+    starts_at: Annotated[
+        Timestamp | None,
+        Field(description="When the alert began firing, as its sender reports it (Alertmanager's startsAt)."),
+    ] = None
+    ends_at: Annotated[
+        Timestamp | None,
+        Field(
+            description="When the alert ended, as its sender reports it (Alertmanager's endsAt; on a firing alert, "
+            "when Alertmanager will consider it resolved unless it fires again)."
+        ),
+    ] = None
+    last_seen: Annotated[Timestamp, Field(description="When the operator last received a notification for it.")]
+    generator_url: Annotated[
+        str | None,
+        Field(
+            max_length=2048,
+            description="A link to what raised the alert, e.g. the Prometheus graph of its rule (Alertmanager's "
+            "generatorURL, an event's url).",
+        ),
+    ] = None
 
 
 class ResolvedOccurrence(StatusModel):
     """An alert occurrence that resolved; a later 'firing' for the same occurrence is a stale replay."""
 
-    key: Annotated[str, Field(max_length=256)]
-    starts_at: Timestamp
+    key: Annotated[str, Field(max_length=256, description="The alert's dedup key.")]
+    starts_at: Annotated[
+        Timestamp,
+        Field(
+            description="The occurrence's startsAt. Alertmanager keeps it for as long as one occurrence lasts, so a "
+            "later 'firing' with the same key and startsAt is a replay; a new occurrence starts at a new time."
+        ),
+    ]
 
 
 class AlertsStatus(StatusModel):
     """Alert bookkeeping, bounded in size whatever the storm."""
 
-    count: Annotated[int, Field(ge=0, description="Times an alert began firing in this incident.")] = 0
-    firing: Annotated[int, Field(ge=0)] = 0
-    deliveries: Annotated[int, Field(ge=0, description="Notifications received, duplicates included.")] = 0
-    first_seen: Timestamp | None = None
-    last_seen: Timestamp | None = None
+    count: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="How many times an alert began firing in this incident (the Alerts column); repeated "
+            "notifications of an alert already firing are not counted.",
+        ),
+    ] = 0
+    firing: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="How many alerts are firing now (active plus untracked). When it drops to 0 the incident "
+            "is resolved automatically (or moves to Monitoring if auto-resolve is off).",
+        ),
+    ] = 0
+    deliveries: Annotated[
+        int, Field(ge=0, description="Alert notifications received, duplicates and stale replays included.")
+    ] = 0
+    first_seen: Annotated[
+        Timestamp | None, Field(description="When the operator received the incident's first alert notification.")
+    ] = None
+    last_seen: Annotated[
+        Timestamp | None,
+        Field(
+            description="When the operator last received an alert notification for the incident. Once no alert "
+            "fires, new alerts join the incident only within the correlation window (5m by default) after it."
+        ),
+    ] = None
     active: Annotated[
-        list[str], Field(max_length=MAX_ACTIVE_ALERTS, description="Dedup keys of the alerts still firing.")
+        list[str],
+        Field(
+            max_length=MAX_ACTIVE_ALERTS,
+            description=f"Dedup keys of the alerts still firing (at most {MAX_ACTIVE_ALERTS}).",
+        ),
     ] = []
     untracked: Annotated[
-        int, Field(ge=0, description="Firing alerts beyond the tracking bound; they block auto-resolve.")
+        int,
+        Field(
+            ge=0,
+            description=f"Alerts that began firing while active already held {MAX_ACTIVE_ALERTS} keys. The operator "
+            "cannot tell when they resolve, so they keep the incident from resolving automatically.",
+        ),
     ] = 0
-    recent: Annotated[list[AlertSummary], Field(max_length=MAX_RECENT_ALERTS)] = []
+    recent: Annotated[
+        list[AlertSummary],
+        Field(
+            max_length=MAX_RECENT_ALERTS,
+            description=f"The last alerts seen, one entry per alert, most recent last (5 by default, at most "
+            f"{MAX_RECENT_ALERTS}).",
+        ),
+    ] = []
     unknown_severities: Annotated[
         list[Annotated[str, Field(max_length=64)]],
-        Field(max_length=10, description="Severity values the alerts carried that the severity map does not know."),
+        Field(
+            max_length=10,
+            description="Severity values the alerts carried that the severity map does not know (at most 10); such "
+            "alerts count at the default severity, SEV3 unless configured.",
+        ),
     ] = []
     resolved: Annotated[
         list[ResolvedOccurrence],
-        Field(max_length=MAX_RESOLVED_MEMORY, description="Recently resolved occurrences, to spot stale replays."),
+        Field(
+            max_length=MAX_RESOLVED_MEMORY,
+            description=f"The last {MAX_RESOLVED_MEMORY} alert occurrences that resolved. A later 'firing' for one "
+            "of them (a copy from the other Alertmanager of an HA pair, a late retry) is a stale replay and changes "
+            "nothing.",
+        ),
     ] = []
 
 
 class TimelineEntry(StatusModel):
     """Something that happened, for `kubectl describe` and the postmortem."""
 
-    at: Timestamp
-    type: Annotated[str, Field(max_length=63)]
-    message: Annotated[str, Field(max_length=2048)]
-    actor: Annotated[str | None, Field(max_length=253)] = None
-    count: Annotated[int | None, Field(ge=1, description="Events of this kind folded into the entry.")] = None
+    at: Annotated[
+        Timestamp, Field(description="When it happened; for an entry folding several alerts, when the first did.")
+    ]
+    type: Annotated[
+        str,
+        Field(
+            max_length=63,
+            description="What kind of event, e.g. Detected, AlertFiring, AlertResolved, SeverityRaised, "
+            "Acknowledged, Investigating, Resolved, Closed, Assigned, Note, StateChangeRefused or Recurred.",
+        ),
+    ]
+    message: Annotated[
+        str, Field(max_length=2048, description="What happened, in words, e.g. 3 alerts firing: HighErrorRate.")
+    ]
+    actor: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="Who did it: a responder (e.g. alice), or auto-resolve when the alerts resolved the "
+            "incident. Empty for what alerts or the operator did.",
+        ),
+    ] = None
+    count: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="How many alerts the entry folds: consecutive alert events of the same kind within a "
+            "minute of the entry's at share one entry. Left out for a single alert.",
+        ),
+    ] = None
     last_at: Annotated[
         Timestamp | None, Field(description="When the last event folded into this entry happened (at is the first).")
     ] = None
     names: Annotated[
         list[Annotated[str, Field(max_length=253)]],
-        Field(max_length=MAX_TIMELINE_NAMES, description="The distinct alert names folded into this entry."),
+        Field(
+            max_length=MAX_TIMELINE_NAMES,
+            description=f"The distinct alert names folded into this entry (at most {MAX_TIMELINE_NAMES}).",
+        ),
     ] = []
 
 
 class TriageResult(StatusModel):
     """How the incident was classified, by rules or by an LLM, and why."""
 
-    severity: Severity | None = None
-    category: Category | None = None
-    runbook: Annotated[str | None, Field(max_length=253)] = None
-    confidence: Annotated[float | None, Field(ge=0, le=1)] = None
-    reasoning: Annotated[str | None, Field(max_length=8192)] = None
-    source: Literal["rules", "llm"] | None = None
-    at: Timestamp | None = None
+    severity: Annotated[Severity | None, Field(description="The severity triage assessed, SEV1 (worst) to SEV5.")] = (
+        None
+    )
+    category: Annotated[
+        Category | None, Field(description="The category triage assessed, e.g. availability or performance.")
+    ] = None
+    runbook: Annotated[
+        str | None, Field(max_length=253, description="The Runbook (in this namespace) triage chose, if any.")
+    ] = None
+    confidence: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="How sure triage is, from 0 to 1. An automatic Runbook runs without approval only when it "
+            "is at least the Runbook's minConfidence.",
+        ),
+    ] = None
+    reasoning: Annotated[str | None, Field(max_length=8192, description="Why triage decided so, in words.")] = None
+    source: Annotated[
+        Literal["rules", "llm"] | None,
+        Field(description="Who triaged: rules (the operator's classification rules) or llm (a language model)."),
+    ] = None
+    at: Annotated[Timestamp | None, Field(description="When the incident was triaged.")] = None
 
 
 class NotificationDelivery(StatusModel):
     """One notification to one channel, delivered or visibly failed."""
 
-    level: Annotated[int, Field(ge=0)]
-    channel: Annotated[str, Field(max_length=253)]
-    idempotency_key: Annotated[str, Field(max_length=253)]
-    state: Literal["Pending", "Delivered", "Failed"]
-    attempts: Annotated[int, Field(ge=0)] = 0
-    at: Timestamp | None = None
-    message: Annotated[str | None, Field(max_length=1024)] = None
+    level: Annotated[
+        int, Field(ge=0, description="The escalation level that sent it, counted from 0 (the policy's first level).")
+    ]
+    channel: Annotated[
+        str, Field(max_length=253, description="The channel it went through, e.g. slack, pagerduty or email.")
+    ]
+    idempotency_key: Annotated[
+        str,
+        Field(
+            max_length=253,
+            description="A key sent with the notification, so a retry (after an operator restart, say) never pages "
+            "twice.",
+        ),
+    ]
+    state: Annotated[
+        Literal["Pending", "Delivered", "Failed"],
+        Field(description="Pending (not sent yet, or being retried), Delivered, or Failed (given up; see message)."),
+    ]
+    attempts: Annotated[int, Field(ge=0, description="How many times sending it has been tried.")] = 0
+    at: Annotated[Timestamp | None, Field(description="When it was last tried, or delivered.")] = None
+    message: Annotated[
+        str | None, Field(max_length=1024, description="The channel's answer, or why sending failed.")
+    ] = None
 
 
 class EscalationStatus(StatusModel):
     """Escalation progress; deadlines are timestamps so they survive restarts."""
 
-    policy: Annotated[str | None, Field(max_length=253)] = None
-    level: Annotated[int, Field(ge=0)] = 0
-    repeats: Annotated[int, Field(ge=0)] = 0
-    next_escalation_at: Timestamp | None = None
-    deliveries: Annotated[list[NotificationDelivery], Field(max_length=100)] = []
+    policy: Annotated[
+        str | None,
+        Field(max_length=253, description="The EscalationPolicy (in this namespace) paging for the incident."),
+    ] = None
+    level: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="The level reached, counted from 0 (the policy's first level); the Level column.",
+        ),
+    ] = 0
+    repeats: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="How many times the whole chain has started over because nobody acknowledged (at most the "
+            "policy's repeat.times).",
+        ),
+    ] = 0
+    next_escalation_at: Annotated[
+        Timestamp | None,
+        Field(description="When the next level is notified, unless someone acknowledges first."),
+    ] = None
+    deliveries: Annotated[
+        list[NotificationDelivery],
+        Field(max_length=100, description="The notifications sent or being sent, one per notification to a channel."),
+    ] = []
 
 
 class StepState(StrEnum):
@@ -247,73 +581,219 @@ class StepState(StrEnum):
 class RemediationStepStatus(StatusModel):
     """One runbook step's progress; the intent is recorded before acting."""
 
-    name: Annotated[str, Field(max_length=63)]
-    action: Annotated[str, Field(max_length=63)]
-    state: StepState
-    idempotency_key: Annotated[str | None, Field(max_length=253)] = None
-    started_at: Timestamp | None = None
-    finished_at: Timestamp | None = None
-    output: Annotated[str | None, Field(max_length=4096)] = None
-    dry_run_diff: Annotated[str | None, Field(max_length=8192)] = None
+    name: Annotated[str, Field(max_length=63, description="The step's name in the Runbook, e.g. rollback.")]
+    action: Annotated[
+        str,
+        Field(
+            max_length=63,
+            description="The step's action: scale, restart, rollback, delete-pod, cordon, wait-rollout, "
+            "promql-check, http or notify.",
+        ),
+    ]
+    state: Annotated[
+        StepState,
+        Field(
+            description="Pending, AwaitingApproval (until an entry in spec.approvals names the step), Running, "
+            "Succeeded, Failed or Skipped."
+        ),
+    ]
+    idempotency_key: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="A key recorded before the action runs, so that after a restart the operator checks "
+            "whether it already happened instead of doing it twice.",
+        ),
+    ] = None
+    started_at: Annotated[Timestamp | None, Field(description="When the step started running.")] = None
+    finished_at: Annotated[
+        Timestamp | None, Field(description="When the step ended: succeeded, failed or was skipped.")
+    ] = None
+    output: Annotated[
+        str | None, Field(max_length=4096, description="What the action reported: its result, or the error.")
+    ] = None
+    dry_run_diff: Annotated[
+        str | None,
+        Field(max_length=8192, description="What the step changes (or would change), from a server-side dry run."),
+    ] = None
 
 
 class RemediationStatus(StatusModel):
     """Progress of the runbook chosen for this incident."""
 
-    runbook: Annotated[str | None, Field(max_length=253)] = None
-    steps: Annotated[list[RemediationStepStatus], Field(max_length=20)] = []
-    verified: bool | None = None
+    runbook: Annotated[
+        str | None, Field(max_length=253, description="The Runbook (in this namespace) run for the incident.")
+    ] = None
+    steps: Annotated[
+        list[RemediationStepStatus],
+        Field(max_length=20, description="Each step's progress, in the Runbook's order."),
+    ] = []
+    verified: Annotated[
+        bool | None,
+        Field(
+            description="Whether the Runbook's verify query cleared within its window after the steps ran (false: "
+            "it did not). Left out until verification has run."
+        ),
+    ] = None
 
 
 class IncidentMetrics(StatusModel):
     """Durations derived from the lifecycle timestamps (MTTD/MTTA/MTTM/MTTR fall out of these)."""
 
-    time_to_detect_seconds: Annotated[float | None, Field(ge=0)] = None
-    time_to_acknowledge_seconds: Annotated[float | None, Field(ge=0)] = None
-    time_to_mitigate_seconds: Annotated[float | None, Field(ge=0)] = None
-    time_to_resolve_seconds: Annotated[float | None, Field(ge=0)] = None
+    time_to_detect_seconds: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="Seconds from the first alert's startsAt (status.startedAt) to detection "
+            "(status.detectedAt). Left out when no alert said when it started.",
+        ),
+    ] = None
+    time_to_acknowledge_seconds: Annotated[
+        float | None,
+        Field(ge=0, description="Seconds from detection (status.detectedAt) to acknowledgement, e.g. 312.5."),
+    ] = None
+    time_to_mitigate_seconds: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="Seconds from detection (status.detectedAt) to mitigation (the first move to Monitoring "
+            "or Resolved).",
+        ),
+    ] = None
+    time_to_resolve_seconds: Annotated[
+        float | None, Field(ge=0, description="Seconds from detection (status.detectedAt) to resolution.")
+    ] = None
 
 
 class IncidentStatus(StatusModel):
-    """Everything the operator knows about the incident."""
+    """Everything the operator knows about the incident; written by the operator alone (change spec instead)."""
 
-    state: IncidentState = IncidentState.DETECTED
+    state: Annotated[
+        IncidentState,
+        Field(
+            description="Where the incident stands (the State column): Detected → Acknowledged → Investigating → "
+            "Identified → Mitigating → Monitoring → Resolved → Closed. Every state before Resolved is open. "
+            "Responders move it with kubectl incident ack, update --state, resolve and close."
+        ),
+    ] = IncidentState.DETECTED
     severity: Annotated[
         Severity | None,
-        Field(description="The current severity: the worst of the alerts' unless a human set spec.severity."),
+        Field(
+            description="The current severity (the Severity column): the worst of the alerts' unless a human "
+            "changed spec.severity."
+        ),
     ] = None
     severity_source: Annotated[
         Literal["alerts", "human"] | None,
         Field(description="alerts: follows the worst alert; human: set in spec, alerts no longer change it."),
     ] = None
     spec_severity: Annotated[
-        Severity | None, Field(description="spec.severity as last seen, to tell a human's change apart.")
+        Severity | None,
+        Field(description="spec.severity as the operator last saw it, so that it notices a human's change."),
     ] = None
     state_request_seen: Annotated[
-        str | None, Field(max_length=600, description="The spec.requestedState last acted on.")
+        str | None,
+        Field(max_length=600, description="The spec.requestedState last acted on, so each request applies once."),
     ] = None
     notes_seen: Annotated[int, Field(ge=0, description="How many of spec.notes are in the timeline.")] = 0
-    observed_generation: Annotated[int | None, Field(ge=0)] = None
-    conditions: Annotated[list[Condition], Field(max_length=16)] = []
-    alerts: AlertsStatus = AlertsStatus()
-    started_at: Timestamp | None = Field(default=None, description="When the first alert began firing.")
-    detected_at: Timestamp | None = None
-    acknowledged_at: Timestamp | None = None
-    acknowledged_by: Annotated[str | None, Field(max_length=253)] = None
-    identified_at: Timestamp | None = None
-    mitigated_at: Timestamp | None = None
-    resolved_at: Timestamp | None = None
-    resolved_by: Annotated[str | None, Field(max_length=253)] = None
-    closed_at: Timestamp | None = None
-    assignee: Annotated[str | None, Field(max_length=253)] = None
-    triage: TriageResult | None = None
-    escalation: EscalationStatus | None = None
-    remediation: RemediationStatus | None = None
-    metrics: IncidentMetrics = IncidentMetrics()
-    timeline: Annotated[list[TimelineEntry], Field(max_length=MAX_TIMELINE)] = []
-    postmortem_ref: Annotated[str | None, Field(max_length=253)] = None
+    observed_generation: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="The metadata.generation of the spec this status reflects; while it lags, a human's change "
+            "is not yet applied.",
+        ),
+    ] = None
+    conditions: Annotated[
+        list[Condition],
+        Field(
+            max_length=16,
+            description="Acknowledged: True once a responder acknowledged; False with reason "
+            "AwaitingAcknowledgement, or AcknowledgedTooLate when the acknowledgement came after resolution. "
+            "Resolved: True with reason ResolvedByResponder or AlertsResolved; False with reason Open. Present "
+            "from the start, so kubectl wait --for=condition=Acknowledged works.",
+        ),
+    ] = []
+    alerts: Annotated[
+        AlertsStatus,
+        Field(description="The incident's alerts: how many fired, which still fire, the last few seen; bounded."),
+    ] = AlertsStatus()
+    started_at: Annotated[
+        Timestamp | None,
+        Field(description="When the first alert began firing, as its sender reports it (the earliest startsAt)."),
+    ] = None
+    detected_at: Annotated[
+        Timestamp | None,
+        Field(description="When the operator opened the incident (or saw it declared by hand); metrics count from it."),
+    ] = None
+    acknowledged_at: Annotated[Timestamp | None, Field(description="When a responder acknowledged.")] = None
+    acknowledged_by: Annotated[str | None, Field(max_length=253, description="Who acknowledged.")] = None
+    identified_at: Annotated[
+        Timestamp | None, Field(description="When the incident first moved to Identified (the cause is known).")
+    ] = None
+    mitigated_at: Annotated[
+        Timestamp | None,
+        Field(description="When the impact was first mitigated: the first move to Monitoring or Resolved."),
+    ] = None
+    resolved_at: Annotated[
+        Timestamp | None,
+        Field(description="When the incident was resolved, by a responder or because every alert resolved."),
+    ] = None
+    resolved_by: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="Who resolved it: a responder, or auto-resolve when every alert resolved.",
+        ),
+    ] = None
+    closed_at: Annotated[
+        Timestamp | None, Field(description="When the incident was closed; nothing about it changes afterwards.")
+    ] = None
+    assignee: Annotated[
+        str | None, Field(max_length=253, description="Who owns the incident, as recorded from spec.assignee.")
+    ] = None
+    triage: Annotated[
+        TriageResult | None,
+        Field(
+            description="How the incident was classified (severity, category, runbook), by rules or by an LLM, "
+            "with its confidence and reasoning."
+        ),
+    ] = None
+    escalation: Annotated[
+        EscalationStatus | None,
+        Field(description="Escalation progress: the policy, the level reached, when the next is due, notifications."),
+    ] = None
+    remediation: Annotated[
+        RemediationStatus | None,
+        Field(description="Progress of the Runbook run for the incident, step by step."),
+    ] = None
+    metrics: Annotated[
+        IncidentMetrics,
+        Field(
+            description="Times to detect, acknowledge, mitigate and resolve, in seconds (averaged over incidents: "
+            "MTTD, MTTA, MTTM, MTTR)."
+        ),
+    ] = IncidentMetrics()
+    timeline: Annotated[
+        list[TimelineEntry],
+        Field(
+            max_length=MAX_TIMELINE,
+            description="What happened, oldest first: alerts firing and resolving, state and severity changes, "
+            f"assignments, notes. At most {MAX_TIMELINE} entries: past that the oldest go, but the first (how it "
+            "began) stays.",
+        ),
+    ] = []
+    postmortem_ref: Annotated[
+        str | None,
+        Field(max_length=253, description="The name of the postmortem written for the incident after resolution."),
+    ] = None
     recurred_as: Annotated[
-        str | None, Field(max_length=253, description="The later episode opened when this alert fired again.")
+        str | None,
+        Field(
+            max_length=253,
+            description="The next episode, opened when the alerts fired again after this one ended; its "
+            "spec.previousIncident names this one.",
+        ),
     ] = None
 
 
