@@ -47,8 +47,11 @@ async def test_bad_image_opens_one_incident_and_recovery_resolves_it(
     assert incidents(kube_cluster, namespace) == []
 
     await asyncio.to_thread(demo.set_image, "bad")
+    # wait for the status too: the Incident exists a moment before the ingester's first status write
     [incident] = await wait_until_async(
-        lambda: incidents(kube_cluster, namespace), timeout=90, what="an Incident from the Alertmanager webhook"
+        lambda: [i for i in incidents(kube_cluster, namespace) if i.get("status")],
+        timeout=90,
+        what="an Incident from the Alertmanager webhook, with its status",
     )
     spec = incident["spec"]
     assert (spec["severity"], spec["service"], spec["source"]) == ("SEV1", "checkout", "alertmanager")
@@ -60,7 +63,7 @@ async def test_bad_image_opens_one_incident_and_recovery_resolves_it(
     def resolved() -> dict[str, Any] | None:
         found = incidents(kube_cluster, namespace)
         assert len(found) == 1, [i["metadata"]["name"] for i in found]
-        return found[0] if found[0]["status"]["state"] == "Resolved" else None
+        return found[0] if (found[0].get("status") or {}).get("state") == "Resolved" else None
 
     done = await wait_until_async(resolved, timeout=90, what="the Incident resolved")
     status = done["status"]

@@ -28,6 +28,7 @@ from incidentops.lifecycle.machine import (
     initial_status,
     transition,
 )
+from incidentops.lifecycle.service import INGESTER_GRACE, awaits_ingester
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 S = IncidentState
@@ -194,3 +195,18 @@ def test_notes_enter_the_timeline_once() -> None:
     ]
     twice = reconcile_intents(spec, once, now=T0 + timedelta(seconds=9), generation=2).status
     assert twice.timeline == once.timeline
+
+
+def test_an_incident_without_status_is_the_ingesters_only_for_a_grace_period() -> None:
+    """An ingester killed between create and first status write must not leave the incident stuck."""
+    obj = {
+        "metadata": {
+            "labels": {"app.kubernetes.io/managed-by": "incidentops"},
+            "creationTimestamp": "2026-11-23T06:00:00Z",
+        },
+        "spec": {"title": "t", "severity": "SEV3"},
+    }
+    assert awaits_ingester(obj, T0 + timedelta(seconds=5))
+    assert not awaits_ingester(obj, T0 + INGESTER_GRACE + timedelta(seconds=1))
+    assert not awaits_ingester({**obj, "status": {"state": "Detected"}}, T0)
+    assert not awaits_ingester({"metadata": {"creationTimestamp": "2026-11-23T06:00:00Z"}}, T0)  # declared by hand

@@ -46,7 +46,7 @@ def reconcile_intents(
     acknowledged = resolved = False
     if status is None or status.detected_at is None:
         status = initial_status(now, how=f"declared from {spec.source or 'a manifest'}: {spec.title}")
-        status = status.model_copy(update={"severity_source": "human"})
+        status = status.model_copy(update={"severity_source": "alerts" if spec.dedup_key else "human"})
         notices.append(Notice("Detected", f"{spec.severity} incident opened: {spec.title}"))
     status = _severity_in_step(spec, status, now, notices)
     ack = spec.acknowledgement

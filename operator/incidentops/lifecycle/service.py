@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
@@ -18,10 +18,26 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 
 
-def awaits_ingester(obj: Mapping[str, Any]) -> bool:
-    """An ingester-made Incident whose first status is still on its way: the ingester writes it."""
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return not obj.get("status") and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+INGESTER_GRACE = timedelta(seconds=30)
+
+
+def awaits_ingester(obj: Mapping[str, Any], now: datetime) -> bool:
+    """An ingester-made Incident whose first status is still on its way: the ingester writes it.
+
+    Only for a grace period: an ingester killed between the create and its first status write
+    never comes back for it, and an Incident without status cannot be acknowledged, so past the
+    grace the lifecycle initializes it (the sender's retry then joins it).
+    """
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if obj.get("status") or labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return False
+    created = meta.get("creationTimestamp")
+    try:
+        at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return now - at < INGESTER_GRACE
 
 
 async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], datetime]) -> Reconciled | None:
@@ -38,7 +54,7 @@ async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], dat
                 obj = await kube.get(INCIDENT, meta["namespace"], meta["name"])
             except NotFound:
                 return None
-        if awaits_ingester(obj):
+        if awaits_ingester(obj, clock()):
             return None
         spec = IncidentSpec.model_validate(obj["spec"])
         current = IncidentStatus.model_validate(obj["status"]) if obj.get("status") else None
