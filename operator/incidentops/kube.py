@@ -55,22 +55,25 @@ def _message(error: Any) -> str:
         return str(error.reason)
 
 
+def error_for_status(status: int, message: str) -> KubeError:
+    """The error a failed apiserver answer means, whichever client got it."""
+    if status == 404:
+        return NotFound(message)
+    if status == 409:
+        return Conflict(message)
+    if status in (400, 422):
+        return Invalid(message)
+    if status in (401, 403):
+        return KubeError(f"not allowed: {message}")
+    return Unavailable(f"apiserver answered {status}: {message}")
+
+
 def _translate(error: Exception) -> Exception:
     import urllib3  # noqa: PLC0415 - the client library loads lazily (see KubeClient)
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
     if isinstance(error, ApiException):
-        status = error.status or 0
-        text = _message(error)
-        if status == 404:
-            return NotFound(text)
-        if status == 409:
-            return Conflict(text)
-        if status in (400, 422):
-            return Invalid(text)
-        if status in (401, 403):
-            return KubeError(f"not allowed: {text}")
-        return Unavailable(f"apiserver answered {status}: {text}")
+        return error_for_status(error.status or 0, _message(error))
     if isinstance(error, urllib3.exceptions.HTTPError | OSError | socket.timeout):
         return Unavailable(f"apiserver unreachable: {error}")
     return error
@@ -195,16 +198,7 @@ class KubeClient:
 
     def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
         """Merge-patch metadata.labels (labels only: no resourceVersion needed, nothing else touched)."""
-        return self._obj(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            kind.plural,
-            name,
-            {"metadata": {"labels": labels}},
-            field_manager=self.component,
-        )
+        return self.patch_spec(kind, namespace, name, {"metadata": {"labels": labels}})
 
     def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
         """Merge-patch the object (spec only, by convention); optionally guarded by resourceVersion."""

@@ -229,6 +229,10 @@ def test_responders_drive_the_whole_lifecycle_from_the_plugin(
     note = next(e for e in status["timeline"] if e["type"] == "Note")
     assert (note["actor"], note["message"]) == ("alice", "the pool is exhausted")
     assert "pay-" in plugin(kube_cluster, "describe", name, *ns).stdout
+    managers = {m["manager"] for m in get(kube_cluster, namespace, name)["metadata"]["managedFields"]}
+    assert {"incidentops", "kubectl-incident"} <= managers, managers
+    elsewhere = plugin(kube_cluster, "describe", name, "-n", "default", code=1).stderr
+    assert f"it exists in namespace {namespace} (use -n {namespace})" in elsewhere
 
 
 def test_the_operator_logs_what_it_does_and_refuses(

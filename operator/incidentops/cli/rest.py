@@ -23,7 +23,7 @@ from typing import Any
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION
 from incidentops.api.v1alpha1.resources import Kind
-from incidentops.kube import Conflict, Invalid, KubeError, NotFound, Unavailable
+from incidentops.kube import Unavailable, error_for_status
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -231,12 +231,4 @@ def _answer(status: int, raw: bytes) -> Obj:
     if 200 <= status < 300:
         return data if isinstance(data, dict) else {}
     message = str(data.get("message") if isinstance(data, dict) else "") or raw[:200].decode(errors="replace")
-    if status == 404:
-        raise NotFound(message)
-    if status == 409:
-        raise Conflict(message)
-    if status in (400, 422):
-        raise Invalid(message)
-    if status in (401, 403):
-        raise KubeError(f"not allowed: {message}")
-    raise Unavailable(f"apiserver answered {status}: {message}")
+    raise error_for_status(status, message)
