@@ -1,5 +1,8 @@
 """Schemathesis against the real operator on the real cluster, from the OpenAPI document it serves.
 
+The document is built in-process (schemathesis parametrizes at import, before any operator
+runs); the last test checks that /openapi.json serves exactly that document.
+
 Bodies are generated from /openapi.json in both modes: conforming bodies (with every optional
 field, unicode, huge values) and bodies that break the document (wrong types, missing fields).
 Expected: never a 5xx; answers as documented; a readable body is answered 200, and every
@@ -121,4 +124,5 @@ def test_every_incident_the_fuzzing_reported_exists(kube_cluster: KubeCluster, f
         obj = api.get_namespaced_custom_object("incidentops.dev", "v1alpha1", namespace, "incidents", name)
         assert obj.get("status", {}).get("state"), f"{qualified} has no status"
     assert httpx.get(f"{fuzz_operator.url}/healthz").status_code == 200
+    assert httpx.get(f"{fuzz_operator.url}/openapi.json").json() == document()  # what was fuzzed is what it serves
     assert "Traceback" not in fuzz_operator.logs()

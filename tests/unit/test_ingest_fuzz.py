@@ -40,11 +40,13 @@ json_value = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
-moments = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1))
+moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))
 timestamps = st.one_of(
     moments.map(lambda d: d.isoformat()),  # naive: UTC by the README's rule
     moments.map(lambda d: d.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")),
     moments.map(lambda d: d.isoformat() + "+05:30"),
+    moments.map(lambda d: d.isoformat() + "-02:00"),
+    st.sampled_from(["9999-12-31T23:00:00-02:00", "0001-01-01T00:30:00+01:00"]),
     st.sampled_from(["0001-01-01T00:00:00Z", "", "yesterday", "2026-13-45T99:99:99Z", "2026-11-23"]),
     st.integers(min_value=-(2**40), max_value=2**40),
     json_value,

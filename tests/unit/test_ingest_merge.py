@@ -185,3 +185,16 @@ def test_alerts_still_firing_when_a_human_resolved_do_not_reopen_at_once() -> No
     assert without_replays(status, [again], NOW + timedelta(minutes=6), window) == [again]  # still firing: it persists
     auto = status.model_copy(update={"resolved_by": "auto-resolve"})
     assert without_replays(auto, [alert("b", starts=NOW)], NOW, window) != []
+
+
+def test_a_fold_of_many_names_never_miscounts_them() -> None:
+    status = opened()
+    status = apply_alerts(
+        status, [named(f"k{i}", f"Alert{i:02d}") for i in range(15)], now=NOW, auto_resolve=True, recent_limit=5
+    )[0]
+    status = apply_alerts(status, [named("b", "B")], now=NOW + timedelta(seconds=1), auto_resolve=True, recent_limit=5)[
+        0
+    ]
+    entry = status.timeline[-1]
+    assert entry.count == 16 and entry.more_names and len(entry.names) == 10
+    assert entry.message.startswith("16 alerts firing: ") and entry.message.endswith(" and others")

@@ -15,6 +15,7 @@ from incidentops.api.v1alpha1.incident import (
     IncidentStatus,
     Note,
     Resolution,
+    SeverityChoice,
     StateRequest,
 )
 from incidentops.ingest.writer import opening_status
@@ -28,7 +29,7 @@ from incidentops.lifecycle.machine import (
     initial_status,
     transition,
 )
-from incidentops.lifecycle.service import INGESTER_GRACE, awaits_ingester
+from incidentops.lifecycle.service import INGESTER_GRACE, awaits_ingester, severity_label_patch
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 S = IncidentState
@@ -210,3 +211,22 @@ def test_an_incident_without_status_is_the_ingesters_only_for_a_grace_period() -
     assert not awaits_ingester(obj, T0 + INGESTER_GRACE + timedelta(seconds=1))
     assert not awaits_ingester({**obj, "status": {"state": "Detected"}}, T0)
     assert not awaits_ingester({"metadata": {"creationTimestamp": "2026-11-23T06:00:00Z"}}, T0)  # declared by hand
+
+
+def test_choosing_the_severity_it_opened_with_still_pins_it() -> None:
+    """Alerts raised SEV3 to SEV1; a responder sets SEV3 again: spec.severity does not change, the choice does."""
+    spec, status = _opened(Severity.SEV3)
+    status = status.model_copy(update={"severity": Severity.SEV1})  # raised by a critical alert
+    choice = SeverityChoice(by="alice", at=T0 + timedelta(minutes=1))
+    chosen = reconcile_intents(spec.model_copy(update={"severity_set": choice}), status, now=T0, generation=2)
+    assert (chosen.status.severity, chosen.status.severity_source) == (Severity.SEV3, "human")
+    assert chosen.status.timeline[-1].actor == "alice"
+    again = reconcile_intents(spec.model_copy(update={"severity_set": choice}), chosen.status, now=T0, generation=2)
+    assert again.notices == []
+
+
+def test_the_severity_label_follows_status() -> None:
+    obj = {"metadata": {"labels": {"incidentops.dev/severity": "SEV3"}}, "status": {"severity": "SEV1"}}
+    assert severity_label_patch(obj) == {"incidentops.dev/severity": "SEV1"}
+    assert severity_label_patch({**obj, "status": {"severity": "SEV3"}}) is None  # in step: no write, no loop
+    assert severity_label_patch({"metadata": {}, "status": {}}) is None

@@ -23,6 +23,7 @@ from incidentops.api.v1alpha1.incident import (
     IncidentStatus,
     Note,
     Resolution,
+    SeverityChoice,
     StateRequest,
     current_severity,
 )
@@ -131,8 +132,14 @@ def check_note(incident: Incident) -> None:
 
 def check_severity(incident: Incident, severity: Severity) -> None:
     check_open(incident)
-    if current_severity(incident.spec, incident.status) == severity and incident.spec.severity == severity:
-        raise Refused(f'incident "{incident.name}" is already {severity}')
+    pinned = incident.status.severity_source == "human"
+    if pinned and current_severity(incident.spec, incident.status) == severity:
+        raise Refused(f'incident "{incident.name}" is already {severity}, as a responder set it')
+
+
+def severity_patch(severity: Severity, by: str, now: datetime) -> Obj:
+    """spec.severity and who chose it: the choice applies even when the value does not change."""
+    return {"spec": {"severity": severity.value, "severitySet": SeverityChoice(by=by, at=now).wire()}}
 
 
 def state_patch(state: IncidentState, by: str, now: datetime) -> Obj:

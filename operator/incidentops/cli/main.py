@@ -36,6 +36,7 @@ from incidentops.cli.actions import (
     note_patch,
     resolution_patch,
     resolution_recorded,
+    severity_patch,
     state_patch,
     state_recorded,
     still_firing,
@@ -471,8 +472,9 @@ def note(name: str, text: str, by: str | None) -> None:
 @connection_options
 @click.argument("name")
 @click.argument("level", metavar="SEVERITY")
+@BY_OPTION
 @handle_errors
-def severity(name: str, level: str) -> None:
+def severity(name: str, level: str, by: str | None) -> None:
     """Set an incident's severity (SEV1..SEV5 or an alias such as p1, critical); alerts no longer change it."""
     session = click.get_current_context().ensure_object(Session)
     namespace = session.resolved_namespace()
@@ -482,7 +484,11 @@ def severity(name: str, level: str) -> None:
         raise click.BadParameter(str(error) or "one severity", param_hint="SEVERITY") from None
     with about_incident(name, namespace):
         write_intent(
-            session.client(), namespace, name, lambda i: check_severity(i, chosen), {"spec": {"severity": chosen.value}}
+            session.client(),
+            namespace,
+            name,
+            lambda i: check_severity(i, chosen),
+            severity_patch(chosen, by or session.default_actor(), _now()),
         )
     click.echo(f'incident "{name}" severity set to {chosen}')
 

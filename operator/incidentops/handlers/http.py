@@ -22,7 +22,6 @@ from incidentops.logs import Throttle
 from incidentops.metrics import (
     ALERTS_RECEIVED,
     ALERTS_REJECTED,
-    ALERTS_UNKNOWN_SEVERITY,
     WEBHOOK_SECONDS,
     exposition,
 )
@@ -141,7 +140,6 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
             except Unreadable as error:
                 return _reject(400, "unreadable", str(error), name, sender)
             ALERTS_RECEIVED.labels(name).inc(len(alerts))
-            ALERTS_UNKNOWN_SEVERITY.inc(sum(1 for a in alerts if a.unknown_severity))
             if reading.rejected:
                 ALERTS_REJECTED.labels("unreadable_entry").inc(len(reading.rejected))
                 THROTTLE.log(
@@ -174,11 +172,6 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
 
     def read_alertmanager_alerts(data: Any, reading: Reading) -> list[Alert]:
         envelope, alerts = read_alertmanager(data, reading)
-        if envelope.truncated_alerts:
-            reading.warn(
-                f"Alertmanager left {envelope.truncated_alerts} alerts of this group out (max_alerts); "
-                "they were not received"
-            )
         return from_alertmanager(envelope, alerts, config, deps.clock())
 
     def read_event_alerts(data: Any, reading: Reading) -> list[Alert]:

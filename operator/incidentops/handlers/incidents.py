@@ -60,6 +60,8 @@ def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
                 await reconcile_incident(deps.kube, obj, deps.clock)
         except KubeError as error:
             log.warning("could not check incident %s/%s for a missing status: %s", namespace, name, error)
+        except Exception:  # a background task: say what went wrong rather than lose it
+            log.exception("could not check incident %s/%s for a missing status", namespace, name)
 
     @kopf.on.event(GROUP, VERSION, INCIDENT.plural, registry=registry, id="incident-lifecycle")
     async def incident_event(*, event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
@@ -75,7 +77,7 @@ def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
             now = deps.clock()
             if needs_reconcile(body, now):
                 await reconcile_incident(deps.kube, copy.deepcopy(dict(body)), deps.clock)
-            elif awaits_ingester(body, now) and event.get("type") == "ADDED":
+            elif awaits_ingester(body, now) and event.get("type") in ("ADDED", None):  # None: the listing at start
                 task = asyncio.create_task(recheck(namespace or "", name))
                 rechecks.add(task)
                 task.add_done_callback(rechecks.discard)

@@ -33,6 +33,7 @@ class MergeOutcome:
     resolved: list[str] = field(default_factory=list)
     auto_transition: IncidentState | None = None
     severity_raised: tuple[Severity, Severity] | None = None
+    unknown_severity: int = 0
 
 
 def _occurrence(key: str, starts_at: datetime) -> tuple[str, str]:
@@ -119,6 +120,7 @@ def apply_alerts(
                 outcome.new_firing.append(alert.name)
                 if worst is None or Severity(alert.severity) < worst:
                     worst = Severity(alert.severity)
+                outcome.unknown_severity += 1 if alert.unknown_severity else 0
                 if alert.unknown_severity and alert.unknown_severity not in unknown:
                     unknown.append(alert.unknown_severity)
                     new_unknown.append((alert.unknown_severity, Severity(alert.severity)))
@@ -174,35 +176,31 @@ def _raise_severity(
 def _note_alerts(status: IncidentStatus, now: datetime, type_: str, what: str, names: list[str]) -> IncidentStatus:
     """A timeline entry for alerts; in a storm, entries of the last minute fold into one.
 
-    A folded entry stays true: `at` is the first event, `lastAt` the last, `names` every distinct
-    alert name (bounded), and the message counts all of them.
+    A folded entry stays true: `at` is the first event, `lastAt` the last, `count` every alert,
+    `names` the distinct alert names (the first few; `moreNames` says when there were more).
     """
     last = status.timeline[-1] if status.timeline else None
     if last is not None and last.type == type_ and now - last.at <= COALESCE:
         count = (last.count or 1) + len(names)
-        distinct = _distinct([*last.names, *names])
-        folded = last.model_copy(
-            update={
-                "count": count,
-                "names": distinct[:MAX_TIMELINE_NAMES],
-                "last_at": now,
-                "message": _describe(what, count, distinct),
-            }
-        )
+        named = _named(what, count, [*last.names, *names], bool(last.more_names))
+        folded = last.model_copy(update={"count": count, "last_at": now, **named})
         return status.model_copy(update={"timeline": [*status.timeline[:-1], folded]})
-    distinct = _distinct(names)
-    status = append_timeline(status, now, type_, _describe(what, len(names), distinct))
+    status = append_timeline(status, now, type_, "")
     entry = status.timeline[-1].model_copy(
-        update={"names": distinct[:MAX_TIMELINE_NAMES], "count": len(names) if len(names) > 1 else None}
+        update={"count": len(names) if len(names) > 1 else None, **_named(what, len(names), names, False)}
     )
     return status.model_copy(update={"timeline": [*status.timeline[:-1], entry]})
 
 
-def _distinct(names: list[str]) -> list[str]:
-    return sorted(set(names))
-
-
-def _describe(what: str, count: int, distinct: list[str]) -> str:
-    shown = ", ".join(distinct[:5]) + (f" and {len(distinct) - 5} more" if len(distinct) > 5 else "")
+def _named(what: str, count: int, names: list[str], more: bool) -> dict[str, object]:
+    """names, moreNames and the message of an alert entry."""
+    distinct = sorted(set(names))
+    more = more or len(distinct) > MAX_TIMELINE_NAMES
+    kept = distinct[:MAX_TIMELINE_NAMES]
+    shown = ", ".join(kept[:5])
+    if more:
+        shown += " and others"
+    elif len(kept) > 5:
+        shown += f" and {len(kept) - 5} more"
     noun = "alert" if count == 1 else "alerts"
-    return f"{count} {noun} {what}: {shown}"
+    return {"names": kept, "more_names": more or None, "message": f"{count} {noun} {what}: {shown}"}

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -113,9 +114,15 @@ def _timestamp(value: Any) -> Any:
 
 
 def _utc(value: datetime | None) -> datetime | None:
+    """In UTC; a time without an offset is UTC. One that has no UTC equivalent is refused (ignored)."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
 
 
 def lenient(default: Callable[[], Any] = lambda: None) -> WrapValidator:
@@ -142,7 +149,7 @@ def _status(value: Any) -> Any:
 Lenient = lenient()
 Text = Annotated[str | None, BeforeValidator(_text), Lenient]
 Labels = Annotated[dict[str, str], BeforeValidator(_label_map), lenient(dict)]
-Time = Annotated[datetime | None, BeforeValidator(_timestamp), Lenient]
+Time = Annotated[datetime | None, BeforeValidator(_timestamp), AfterValidator(_utc), Lenient]
 AlertStatus = Annotated[Literal["firing", "resolved"] | None, BeforeValidator(_status), Lenient]
 
 
@@ -162,10 +169,10 @@ class AlertmanagerAlert(_Lenient):
     fingerprint: Text = None
 
     def start(self) -> datetime | None:
-        return _utc(self.starts_at)
+        return self.starts_at
 
     def end(self) -> datetime | None:
-        return _utc(self.ends_at)
+        return self.ends_at
 
 
 class AlertmanagerWebhook(_Lenient):
@@ -227,7 +234,7 @@ class Event(_Lenient):
     url: Text = None
 
     def time(self) -> datetime | None:
-        return _utc(self.timestamp)
+        return self.timestamp
 
 
 class EventBatch(_Lenient):
@@ -264,6 +271,8 @@ def read_alertmanager(data: Any, reading: Reading) -> tuple[AlertmanagerWebhook,
         shown = "missing" if raw_alerts is None else f"a {type(raw_alerts).__name__}"
         raise Unreadable(f"alerts: expected a list of alerts, got {shown}")
     envelope = AlertmanagerWebhook.model_validate({**body, "alerts": []}, context=reading.context())
+    if envelope.truncated_alerts:
+        reading.warn(f"Alertmanager left {envelope.truncated_alerts} alerts of this group out (max_alerts)")
     alerts = []
     for index, raw in enumerate(raw_alerts):
         where = f"alerts.{index}"

@@ -28,8 +28,12 @@ class Ingestor:
 
     async def ingest(self, alerts: list[Alert]) -> list[Persisted]:
         groups: dict[GroupKey, list[Alert]] = {}
+        routes: dict[tuple[str | None, str], GroupKey] = {}  # one lookup per key and request, not per alert
         for alert in alerts:
-            groups.setdefault(await self._route(alert), []).append(alert)
+            wanted = (alert.namespace, correlation_key(alert, self._config))
+            if wanted not in routes:
+                routes[wanted] = await self._route(alert)
+            groups.setdefault(routes[wanted], []).append(alert)
         return list(await asyncio.gather(*(self.writer.submit(k, v) for k, v in groups.items())))
 
     async def _route(self, alert: Alert) -> GroupKey:

@@ -45,7 +45,13 @@ from incidentops.ingest.merge import MergeOutcome, apply_alerts, without_replays
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
 from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import append_timeline, initial_status
-from incidentops.metrics import ALERTS_DEDUPLICATED, INCIDENT_WRITES, INCIDENTS_CREATED, TIME_TO_RESOLVE
+from incidentops.metrics import (
+    ALERTS_DEDUPLICATED,
+    ALERTS_UNKNOWN_SEVERITY,
+    INCIDENT_WRITES,
+    INCIDENTS_CREATED,
+    TIME_TO_RESOLVE,
+)
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 25
@@ -228,6 +234,7 @@ class IncidentWriter:
         INCIDENT_WRITES.labels("ok").inc()
         self._remember(key, updated)
         ALERTS_DEDUPLICATED.inc(outcome.duplicates + outcome.stale + replays)
+        ALERTS_UNKNOWN_SEVERITY.inc(outcome.unknown_severity)
         if created:
             INCIDENTS_CREATED.labels(target["spec"]["severity"]).inc()
             if latest is not None:

@@ -127,23 +127,32 @@ def intent_time(written: datetime | None, status: IncidentStatus, now: datetime)
 def _severity_in_step(
     spec: IncidentSpec, status: IncidentStatus, now: datetime, notices: list[Notice]
 ) -> IncidentStatus:
-    """A human's change of spec.severity wins over the alerts' from then on."""
+    """A human's choice of severity (a change of spec.severity, or spec.severitySet) wins over the alerts'."""
     if status.spec_severity is None or status.severity is None:
         return status.model_copy(
             update={
                 "spec_severity": spec.severity,
                 "severity": status.severity or spec.severity,
                 "severity_source": status.severity_source or "alerts",
+                "severity_set_seen": spec.severity_set.at if spec.severity_set else None,
             }
         )
-    if spec.severity == status.spec_severity:
+    chosen = spec.severity_set
+    new_choice = chosen is not None and chosen.at != status.severity_set_seen
+    if spec.severity == status.spec_severity and not new_choice:
         return status
-    text = f"severity set to {spec.severity} in spec (was {status.severity}); alerts no longer change it"
+    by = f" by {chosen.by}" if new_choice and chosen else " in spec"
+    text = f"severity set to {spec.severity}{by} (was {status.severity}); alerts no longer change it"
     notices.append(Notice("SeverityChanged", text))
     changed = status.model_copy(
-        update={"spec_severity": spec.severity, "severity": spec.severity, "severity_source": "human"}
+        update={
+            "spec_severity": spec.severity,
+            "severity": spec.severity,
+            "severity_source": "human",
+            "severity_set_seen": chosen.at if chosen else status.severity_set_seen,
+        }
     )
-    return append_timeline(changed, now, "SeverityChanged", text)
+    return append_timeline(changed, now, "SeverityChanged", text, chosen.by if new_choice and chosen else None)
 
 
 def _request_key(request: StateRequest) -> str:

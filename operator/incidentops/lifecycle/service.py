@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
-from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus
+from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus, current_severity
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj
 from incidentops.lifecycle.intents import Reconciled, reconcile_intents
@@ -67,14 +67,16 @@ async def reconcile_incident(kube: AsyncKube, body: Obj, clock: Callable[[], dat
             obj = None
             continue
         for notice in result.notices:
+            log.info("incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
             await kube.post_event(
                 updated, notice.reason, notice.message, type_="Warning" if notice.warning else "Normal"
             )
         metrics = result.status.metrics
+        severity = current_severity(spec, result.status)
         if result.acknowledged and metrics.time_to_acknowledge_seconds is not None:
-            TIME_TO_ACKNOWLEDGE.labels(spec.severity).observe(metrics.time_to_acknowledge_seconds)
+            TIME_TO_ACKNOWLEDGE.labels(severity).observe(metrics.time_to_acknowledge_seconds)
         if result.resolved and metrics.time_to_resolve_seconds is not None:
-            TIME_TO_RESOLVE.labels(spec.severity).observe(metrics.time_to_resolve_seconds)
+            TIME_TO_RESOLVE.labels(severity).observe(metrics.time_to_resolve_seconds)
         return result
     raise Conflict(f"incident {meta['namespace']}/{meta['name']} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 

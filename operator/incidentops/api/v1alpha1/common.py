@@ -67,7 +67,12 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+def _zoned(value: datetime) -> datetime:
+    """A time written without an offset (kubectl patch by hand, say) is UTC, as everywhere in incidentops."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_zoned), PlainSerializer(format_time, return_type=str, when_used="json")]
 Duration = Annotated[
     str, Field(pattern=DURATION_PATTERN, max_length=32, examples=["5m"]), AfterValidator(_parsable_duration)
 ]

@@ -132,6 +132,13 @@ class StateRequest(Model):
     at: Annotated[Timestamp | None, Field(description="When they asked; also tells two requests apart.")] = None
 
 
+class SeverityChoice(Model):
+    """A responder decided the severity; alerts no longer raise it."""
+
+    by: Annotated[Actor, Field(description="Who set the severity.")]
+    at: Annotated[Timestamp, Field(description="When; tells two choices of the same value apart.")]
+
+
 class Note(Model):
     """A responder's note, copied into the timeline."""
 
@@ -276,6 +283,13 @@ class IncidentSpec(Model):
             max_length=253,
             description="Who owns the incident, e.g. alice (kubectl incident assign). The operator copies it into "
             "status.assignee and the timeline.",
+        ),
+    ] = None
+    severity_set: Annotated[
+        SeverityChoice | None,
+        Field(
+            description="Who set spec.severity by hand and when (kubectl incident severity writes it): from then "
+            "on alerts no longer change the incident's severity, even when the value equals the one it opened with."
         ),
     ] = None
     requested_state: Annotated[
@@ -476,6 +490,10 @@ class TimelineEntry(StatusModel):
             description=f"The distinct alert names folded into this entry (at most {MAX_TIMELINE_NAMES}).",
         ),
     ] = []
+    more_names: Annotated[
+        bool | None,
+        Field(description=f"True when more distinct alert names were folded in than the {MAX_TIMELINE_NAMES} kept."),
+    ] = None
 
 
 class TriageResult(StatusModel):
@@ -690,6 +708,9 @@ class IncidentStatus(StatusModel):
     spec_severity: Annotated[
         Severity | None,
         Field(description="spec.severity as the operator last saw it, so that it notices a human's change."),
+    ] = None
+    severity_set_seen: Annotated[
+        Timestamp | None, Field(description="The spec.severitySet.at last applied, so each choice applies once.")
     ] = None
     state_request_seen: Annotated[
         str | None,
