@@ -118,6 +118,7 @@ def test_every_incident_the_fuzzing_reported_exists(kube_cluster: KubeCluster, f
     assert sum(answered.values()) >= 2 * 400, answered  # the suite really sent its bodies
     api = k8s.CustomObjectsApi(kube_cluster.api)
     names = set().union(*touched.values())
+    print(f"\nfuzzed: {answered} bodies answered, {len(names)} incidents opened or joined")
     assert names, "the fuzzing opened no incident at all"
     for qualified in names:
         namespace, name = qualified.split("/")
