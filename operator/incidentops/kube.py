@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import functools
 import json
 import logging
@@ -215,6 +216,43 @@ class KubeClient:
             body,
             field_manager=self.component,
         )
+
+    @functools.cached_property
+    def apps(self) -> Any:
+        import kubernetes.client  # noqa: PLC0415
+
+        return kubernetes.client.AppsV1Api(self.api_client)
+
+    def _raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The answer as plain JSON (dicts), as for our own kinds, not the client's model objects."""
+        response = self._call(fn, *args, _preload_content=False, **kwargs)
+        return json.loads(response.data or b"null")
+
+    def deployment(self, namespace: str, name: str) -> Obj:
+        result: Obj = self._raw(self.apps.read_namespaced_deployment, name, namespace)
+        return result
+
+    def patch_deployment(
+        self, namespace: str, name: str, patch: Obj | builtins.list[Obj], *, dry_run: bool = False
+    ) -> Obj:
+        """A merge patch (a dict) or a JSON patch (a list); dry_run asks the apiserver what it would store."""
+        extra = {"dry_run": "All"} if dry_run else {}
+        result: Obj = self._raw(
+            self.apps.patch_namespaced_deployment, name, namespace, patch, field_manager=self.component, **extra
+        )
+        return result
+
+    def replica_sets(self, namespace: str, selector: str) -> builtins.list[Obj]:
+        result = self._raw(self.apps.list_namespaced_replica_set, namespace, label_selector=selector)
+        items: builtins.list[Obj] = result.get("items", [])
+        return items
+
+    def autoscalers(self, namespace: str) -> builtins.list[Obj]:
+        import kubernetes.client  # noqa: PLC0415
+
+        api = kubernetes.client.AutoscalingV2Api(self.api_client)
+        items: builtins.list[Obj] = self._raw(api.list_namespaced_horizontal_pod_autoscaler, namespace).get("items", [])
+        return items
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value of one key of a Secret, or None when the key is absent."""

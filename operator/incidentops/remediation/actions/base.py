@@ -1,0 +1,119 @@
+"""What every Deployment action shares: its target, its plan, and the key that proves it happened.
+
+The plan is the apiserver's own answer to a server-side dry run (dryRun=All), so the diff an
+approver sees is what would really be stored. Applying writes the change and the step's
+idempotency key (an annotation) in one patch: after a crash, "did it happen?" is one read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from incidentops.kube import KubeClient, Obj
+from incidentops.remediation.diff import spec_diff
+
+ACTION_KEY_ANNOTATION = "incidentops.dev/action-key"
+ACTED_BY_ANNOTATION = "incidentops.dev/acted-for"
+OPT_OUT_ANNOTATION = "incidentops.dev/remediation"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Deployment the step acts on."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/Deployment/{self.name}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action may need to know about the incident."""
+
+    incident: str
+    alert_began: datetime | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the step would do: the patch, the diff a human reads, and what it replaces (for undo)."""
+
+    target: Target
+    patch: Obj | list[Obj] | None
+    diff: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    refusal: str | None = None
+    reason: str = ""
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.refusal is None and (self.patch is None or not self.diff)
+
+
+class DeploymentAction(Protocol):
+    """plan (dry run, no change), apply (keyed), happened (for an in-doubt step), undo (a plan)."""
+
+    def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan: ...
+
+    def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan: ...
+
+
+def keyed(patch: Obj, key: str, context: Context) -> Obj:
+    """A merge patch that also records which step (and incident) made it."""
+    meta = patch.setdefault("metadata", {})
+    meta.setdefault("annotations", {}).update({ACTION_KEY_ANNOTATION: key, ACTED_BY_ANNOTATION: context.incident})
+    return patch
+
+
+def keyed_replace(live: Obj, path: str, value: object, key: str, context: Context) -> list[Obj]:
+    """A JSON patch replacing one field whole (a merge would keep what the old value lacks), with the key."""
+    marks = {ACTION_KEY_ANNOTATION: key, ACTED_BY_ANNOTATION: context.incident}
+    ops: list[Obj] = [{"op": "replace", "path": path, "value": value}]
+    if (live.get("metadata") or {}).get("annotations") is None:
+        return [*ops, {"op": "add", "path": "/metadata/annotations", "value": marks}]
+    return [
+        *ops,
+        *({"op": "add", "path": f"/metadata/annotations/{_pointer(k)}", "value": v} for k, v in marks.items()),
+    ]
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def dry_run(kube: KubeClient, target: Target, live: Obj, patch: Obj | list[Obj]) -> list[str]:
+    """The diff between the live Deployment and what the apiserver says it would store."""
+    planned = kube.patch_deployment(target.namespace, target.name, patch, dry_run=True)
+    return [
+        line
+        for line in spec_diff(live, planned)
+        if ACTION_KEY_ANNOTATION not in line and ACTED_BY_ANNOTATION not in line
+    ]
+
+
+def refused(target: Target, reason: str, message: str) -> Plan:
+    return Plan(target, None, refusal=reason, reason=message)
+
+
+def opted_out(live: Obj) -> bool:
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(OPT_OUT_ANNOTATION, "")).lower() == "disabled"
+
+
+def apply(kube: KubeClient, plan: Plan) -> Obj:
+    """Make the change (the patch carries the step's key)."""
+    if plan.patch is None:
+        raise ValueError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
+    return kube.patch_deployment(plan.target.namespace, plan.target.name, plan.patch)
+
+
+def happened(kube: KubeClient, target: Target, key: str) -> bool:
+    """Whether the step with this key already changed the target (an in-doubt step after a crash)."""
+    live = kube.deployment(target.namespace, target.name)
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ACTION_KEY_ANNOTATION) == key

@@ -1,0 +1,44 @@
+"""scale: set a Deployment's replicas (`params.replicas`); undo puts the old count back.
+
+A Deployment whose replicas a HorizontalPodAutoscaler owns is refused (reason HPAOwnsReplicas):
+the HPA would undo the change within seconds, and raising its bounds is a capacity decision that
+belongs to a human.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from incidentops.kube import KubeClient
+from incidentops.remediation.actions.base import Context, Plan, Target, dry_run, keyed, opted_out, refused
+
+
+def _hpa_owner(kube: KubeClient, target: Target) -> str | None:
+    for hpa in kube.autoscalers(target.namespace):
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == "Deployment" and ref.get("name") == target.name:
+            return str(hpa["metadata"]["name"])
+    return None
+
+
+class Scale:
+    def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
+        live = kube.deployment(target.namespace, target.name)
+        if opted_out(live):
+            return refused(target, "TargetOptedOut", f"{target} is annotated incidentops.dev/remediation: disabled")
+        replicas = params.get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            return refused(target, "InvalidParams", "scale needs params.replicas, a whole number of at least 0")
+        owner = _hpa_owner(kube, target)
+        if owner:
+            return refused(target, "HPAOwnsReplicas", f"HorizontalPodAutoscaler {owner} owns the replicas of {target}")
+        current = int((live.get("spec") or {}).get("replicas", 1))
+        patch = keyed({"spec": {"replicas": replicas}}, key, context)
+        diff = dry_run(kube, target, live, patch)
+        return Plan(target, patch, diff, {"replicas": current}, reason=f"scale {target} from {current} to {replicas}")
+
+    def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan:
+        return self.plan(kube, target, {"replicas": before.get("replicas")}, key, context)
+
+
+ACTION = Scale()
