@@ -247,6 +247,32 @@ class KubeClient:
         items: builtins.list[Obj] = result.get("items", [])
         return items
 
+    def pods(self, namespace: str, selector: str) -> builtins.list[Obj]:
+        items: builtins.list[Obj] = self._raw(self.core.list_namespaced_pod, namespace, label_selector=selector).get(
+            "items", []
+        )
+        return items
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Delete exactly that pod (a uid precondition: never a newer pod that took its name)."""
+        import kubernetes.client  # noqa: PLC0415
+
+        body = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid))
+        self._call(self.core.delete_namespaced_pod, name, namespace, body=body)
+
+    def nodes(self) -> builtins.list[Obj]:
+        items: builtins.list[Obj] = self._raw(self.core.list_node).get("items", [])
+        return items
+
+    def node(self, name: str) -> Obj:
+        result: Obj = self._raw(self.core.read_node, name)
+        return result
+
+    def patch_node(self, name: str, patch: Obj, *, dry_run: bool = False) -> Obj:
+        extra = {"dry_run": "All"} if dry_run else {}
+        result: Obj = self._raw(self.core.patch_node, name, patch, field_manager=self.component, **extra)
+        return result
+
     def autoscalers(self, namespace: str) -> builtins.list[Obj]:
         import kubernetes.client  # noqa: PLC0415
 

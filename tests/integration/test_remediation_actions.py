@@ -14,12 +14,20 @@ from kubernetes import client as k8s
 from incidentops.api.v1alpha1.runbook import Action
 from incidentops.kube import KubeClient, load_api_client
 from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import Context, Target, apply, happened
+from incidentops.remediation.actions.base import Context, Plan, Target
 from localenv.controlplane import KubeCluster
 from localenv.demo_workload import create_demo_deployment, set_deployment_image
 from localenv.procs import wait_until
 
 CONTEXT = Context(incident="checkout-abc-1")
+
+
+def apply(kube: KubeClient, action: Action, plan: Plan) -> None:
+    REGISTRY[action].apply(kube, plan)
+
+
+def happened(kube: KubeClient, action: Action, plan: Plan, key: str) -> bool:
+    return REGISTRY[action].happened(kube, plan, key)
 
 
 def kube_client(cluster: KubeCluster) -> KubeClient:
@@ -53,13 +61,13 @@ def test_scale_plans_by_dry_run_applies_once_and_undoes(kube_cluster: KubeCluste
     plan = REGISTRY[Action.SCALE].plan(kube, target, {"replicas": 3}, "uid-scale-0", CONTEXT)
     assert plan.refusal is None and plan.diff == ["spec.replicas: 2 -> 3"] and plan.before == {"replicas": 2}
     assert kube.deployment(namespace, "api")["spec"]["replicas"] == 2  # the dry run changed nothing
-    assert not happened(kube, target, "uid-scale-0")
-    apply(kube, plan)
-    assert happened(kube, target, "uid-scale-0")
+    assert not happened(kube, Action.SCALE, plan, "uid-scale-0")
+    apply(kube, Action.SCALE, plan)
+    assert happened(kube, Action.SCALE, plan, "uid-scale-0")
     assert kube.deployment(namespace, "api")["spec"]["replicas"] == 3
     undo = REGISTRY[Action.SCALE].undo(kube, target, plan.before, "uid-scale-0-undo", CONTEXT)
     assert undo.diff == ["spec.replicas: 3 -> 2"]
-    apply(kube, undo)
+    apply(kube, Action.SCALE, undo)
     assert kube.deployment(namespace, "api")["spec"]["replicas"] == 2
 
 
@@ -91,10 +99,10 @@ def test_restart_rolls_out_a_new_replica_set(kube_cluster: KubeCluster, namespac
     plan = REGISTRY[Action.RESTART].plan(kube, target, {}, "uid-restart-0", CONTEXT)
     [line] = plan.diff
     assert line.startswith("spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt: <none> -> ")
-    apply(kube, plan)
+    apply(kube, Action.RESTART, plan)
     live = wait_rolled_out(kube, target)
     assert live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-    assert happened(kube, target, "uid-restart-0")
+    assert happened(kube, Action.RESTART, plan, "uid-restart-0")
 
 
 def test_rollback_skips_the_fix_made_after_the_alert_and_reuses_v1(kube_cluster: KubeCluster, namespace: str) -> None:
@@ -116,9 +124,9 @@ def test_rollback_skips_the_fix_made_after_the_alert_and_reuses_v1(kube_cluster:
     assert plan.diff == ['spec.template.spec.containers[0].image: "demo/checkout:v3" -> "demo/checkout:v1"']
     assert (plan.before["revision"], plan.before["toRevision"]) == (3, 1)
     assert image(kube.deployment(namespace, "checkout")) == "demo/checkout:v3"  # dry run only so far
-    apply(kube, plan)
+    apply(kube, Action.ROLLBACK, plan)
     live = wait_rolled_out(kube, target)
-    assert image(live) == "demo/checkout:v1" and happened(kube, target, "uid-rollback-0")
+    assert image(live) == "demo/checkout:v1" and happened(kube, Action.ROLLBACK, plan, "uid-rollback-0")
     assert live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
     assert len(kube.replica_sets(namespace, "app.kubernetes.io/name=checkout")) == 3  # v1's ReplicaSet reused
 
@@ -142,3 +150,54 @@ def _after_creation_second(kube: KubeClient, target: Target) -> datetime | None:
     )
     now = datetime.now(UTC).replace(microsecond=0)
     return now if now > newest else None
+
+
+def test_delete_pod_takes_the_oldest_ready_pod_but_never_the_last(kube_cluster: KubeCluster, namespace: str) -> None:
+    kube = kube_client(kube_cluster)
+    create_demo_deployment(kube_cluster.api, namespace, "api", replicas=2)
+    target = Target(namespace, "api")
+    wait_rolled_out(kube, target)
+    plan = REGISTRY[Action.DELETE_POD].plan(kube, target, {}, "uid-del-0", CONTEXT)
+    assert plan.refusal is None and len(plan.diff) == 1 and plan.diff[0].startswith("delete pod api-")
+    assert not happened(kube, Action.DELETE_POD, plan, "uid-del-0")
+    apply(kube, Action.DELETE_POD, plan)
+    assert happened(kube, Action.DELETE_POD, plan, "uid-del-0")
+    apply(kube, Action.DELETE_POD, plan)  # again (an in-doubt retry): the pod is gone, nothing else is hit
+    wait_rolled_out(kube, target)
+    create_demo_deployment(kube_cluster.api, namespace, "solo", replicas=1)
+    wait_rolled_out(kube, Target(namespace, "solo"))
+    assert REGISTRY[Action.DELETE_POD].plan(kube, Target(namespace, "solo"), {}, "k", CONTEXT).refusal == "BlastRadius"
+
+
+def test_wait_rollout_waits_for_the_controller(kube_cluster: KubeCluster, namespace: str) -> None:
+    kube = kube_client(kube_cluster)
+    create_demo_deployment(kube_cluster.api, namespace, "api", replicas=2)
+    target = Target(namespace, "api")
+    plan = REGISTRY[Action.WAIT_ROLLOUT].plan(kube, target, {}, "k", CONTEXT)
+    assert plan.nothing_to_do
+    wait_until(lambda: happened(kube, Action.WAIT_ROLLOUT, plan, "k"), timeout=60, what="the rollout to complete")
+    set_deployment_image(kube_cluster.api, namespace, "api", "demo/checkout:v9")
+    assert not happened(kube, Action.WAIT_ROLLOUT, plan, "k")  # a new generation: not complete at once
+    wait_until(lambda: happened(kube, Action.WAIT_ROLLOUT, plan, "k"), timeout=60, what="the new rollout to complete")
+
+
+def test_cordon_one_node_but_never_past_half_the_nodes(kube_cluster: KubeCluster) -> None:
+    kube = kube_client(kube_cluster)
+    names = sorted(n["metadata"]["name"] for n in kube.nodes())
+    assert len(names) == 2
+    first, second = (Target("", n, kind="Node") for n in names)
+    try:
+        plan = REGISTRY[Action.CORDON].plan(kube, first, {}, "uid-cordon-0", CONTEXT)
+        assert plan.diff == ["spec.unschedulable: false -> true"]
+        assert not kube.node(first.name).get("spec", {}).get("unschedulable")  # planning changed nothing
+        apply(kube, Action.CORDON, plan)
+        assert happened(kube, Action.CORDON, plan, "uid-cordon-0")
+        assert kube.node(first.name)["spec"]["unschedulable"] is True
+        assert REGISTRY[Action.CORDON].plan(kube, second, {}, "k", CONTEXT).refusal == "TooFewSchedulable"
+        undo = REGISTRY[Action.CORDON].undo(kube, first, plan.before, "uid-cordon-0-undo", CONTEXT)
+        assert undo.diff == ["spec.unschedulable: true -> false"]
+        apply(kube, Action.CORDON, undo)
+        assert not kube.node(first.name).get("spec", {}).get("unschedulable")
+    finally:
+        for node in names:  # the cluster is shared by every test: leave every node schedulable
+            kube.patch_node(node, {"spec": {"unschedulable": None}})

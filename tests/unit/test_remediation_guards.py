@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec
+from incidentops.remediation.actions.delete_pod import choose_pods
 from incidentops.remediation.guards import PastRun, Proposal, decide
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -67,3 +68,19 @@ def test_refusals_hold_whatever_is_approved() -> None:
     fenced = replace(BASE, runbook=restart_runbook(safety={"allowedNamespaces": ["prod"]}))
     assert reasons(fenced) == ("refused", ["NamespaceNotAllowed"])
     assert reasons(replace(BASE, planned_replicas=50)) == ("refused", ["AboveMaxScale"])  # default maxScale 20
+
+
+def _pod(name: str, ready: bool, created: str, deleting: bool = False) -> dict[str, object]:
+    meta: dict[str, object] = {"name": name, "uid": name, "creationTimestamp": created}
+    if deleting:
+        meta["deletionTimestamp"] = created
+    return {"metadata": meta, "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_delete_pod_blast_radius() -> None:
+    stuck = [_pod("a", True, "1"), _pod("b", False, "2"), _pod("c", False, "3"), _pod("d", False, "0", deleting=True)]
+    chosen, why = choose_pods(stuck)
+    assert [p["metadata"]["name"] for p in chosen] == ["b", "c"] and why == "2 pods not ready"  # type: ignore[index]
+    chosen, _ = choose_pods([_pod("new", True, "2"), _pod("old", True, "1")])
+    assert [p["metadata"]["name"] for p in chosen] == ["old"]  # type: ignore[index]
+    assert choose_pods([_pod("only", True, "1")])[0] == []

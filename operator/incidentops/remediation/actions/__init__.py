@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from incidentops.api.v1alpha1.runbook import Action
-from incidentops.remediation.actions import restart, rollback, scale
-from incidentops.remediation.actions.base import DeploymentAction
+from incidentops.remediation.actions import cordon, delete_pod, restart, rollback, scale, wait_rollout
+from incidentops.remediation.actions.base import ActionModule
 
-REGISTRY: dict[Action, DeploymentAction] = {
+REGISTRY: dict[Action, ActionModule] = {
     Action.SCALE: scale.ACTION,
     Action.RESTART: restart.ACTION,
     Action.ROLLBACK: rollback.ACTION,
+    Action.DELETE_POD: delete_pod.ACTION,
+    Action.CORDON: cordon.ACTION,
+    Action.WAIT_ROLLOUT: wait_rollout.ACTION,
 }

@@ -21,13 +21,14 @@ OPT_OUT_ANNOTATION = "incidentops.dev/remediation"
 
 @dataclass(frozen=True)
 class Target:
-    """A Deployment the step acts on."""
+    """What the step acts on: a Deployment (most actions) or a Node (cordon; no namespace)."""
 
     namespace: str
     name: str
+    kind: str = "Deployment"
 
     def __str__(self) -> str:
-        return f"{self.namespace}/Deployment/{self.name}"
+        return f"{self.namespace}/{self.kind}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,35 @@ class Plan:
         return self.refusal is None and (self.patch is None or not self.diff)
 
 
-class DeploymentAction(Protocol):
-    """plan (dry run, no change), apply (keyed), happened (for an in-doubt step), undo (a plan)."""
+class ActionModule(Protocol):
+    """plan (dry run, no change), apply (the plan, keyed), happened (is its effect there?), undo (a plan)."""
 
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan: ...
 
+    def apply(self, kube: KubeClient, plan: Plan) -> None: ...
+
+    def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool: ...
+
     def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan: ...
+
+
+class PatchesDeployment:
+    """apply and happened for actions that are one keyed patch of a Deployment."""
+
+    def apply(self, kube: KubeClient, plan: Plan) -> None:
+        if plan.patch is None:
+            raise ValueError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
+        kube.patch_deployment(plan.target.namespace, plan.target.name, plan.patch)
+
+    def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool:
+        """Whether the step with this key already changed the target (an in-doubt step after a crash)."""
+        live = kube.deployment(plan.target.namespace, plan.target.name)
+        return annotation(live, ACTION_KEY_ANNOTATION) == key
+
+
+def annotation(obj: Obj, name: str) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(name)
+    return None if value is None else str(value)
 
 
 def keyed(patch: Obj, key: str, context: Context) -> Obj:
@@ -101,19 +125,4 @@ def refused(target: Target, reason: str, message: str) -> Plan:
 
 
 def opted_out(live: Obj) -> bool:
-    annotations = (live.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(OPT_OUT_ANNOTATION, "")).lower() == "disabled"
-
-
-def apply(kube: KubeClient, plan: Plan) -> Obj:
-    """Make the change (the patch carries the step's key)."""
-    if plan.patch is None:
-        raise ValueError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
-    return kube.patch_deployment(plan.target.namespace, plan.target.name, plan.patch)
-
-
-def happened(kube: KubeClient, target: Target, key: str) -> bool:
-    """Whether the step with this key already changed the target (an in-doubt step after a crash)."""
-    live = kube.deployment(target.namespace, target.name)
-    annotations = (live.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(ACTION_KEY_ANNOTATION) == key
+    return (annotation(live, OPT_OUT_ANNOTATION) or "").lower() == "disabled"

@@ -11,12 +11,21 @@ from typing import Any
 
 from incidentops.api.v1alpha1.common import format_time
 from incidentops.kube import KubeClient
-from incidentops.remediation.actions.base import Context, Plan, Target, dry_run, keyed, opted_out, refused
+from incidentops.remediation.actions.base import (
+    Context,
+    PatchesDeployment,
+    Plan,
+    Target,
+    dry_run,
+    keyed,
+    opted_out,
+    refused,
+)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
-class Restart:
+class Restart(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         live = kube.deployment(target.namespace, target.name)
         if opted_out(live):

@@ -11,7 +11,16 @@ import copy
 from typing import Any
 
 from incidentops.kube import KubeClient, Obj
-from incidentops.remediation.actions.base import Context, Plan, Target, dry_run, keyed_replace, opted_out, refused
+from incidentops.remediation.actions.base import (
+    Context,
+    PatchesDeployment,
+    Plan,
+    Target,
+    dry_run,
+    keyed_replace,
+    opted_out,
+    refused,
+)
 from incidentops.remediation.revisions import TEMPLATE_HASH, ReplicaSetRevision, choose_target
 
 
@@ -32,7 +41,7 @@ def _template(replica_set: Obj) -> Obj:
     return template
 
 
-class Rollback:
+class Rollback(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         live = kube.deployment(target.namespace, target.name)
         if opted_out(live):

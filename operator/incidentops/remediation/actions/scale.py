@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient
-from incidentops.remediation.actions.base import Context, Plan, Target, dry_run, keyed, opted_out, refused
+from incidentops.remediation.actions.base import (
+    Context,
+    PatchesDeployment,
+    Plan,
+    Target,
+    dry_run,
+    keyed,
+    opted_out,
+    refused,
+)
 
 
 def _hpa_owner(kube: KubeClient, target: Target) -> str | None:
@@ -21,7 +30,7 @@ def _hpa_owner(kube: KubeClient, target: Target) -> str | None:
     return None
 
 
-class Scale:
+class Scale(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         live = kube.deployment(target.namespace, target.name)
         if opted_out(live):
