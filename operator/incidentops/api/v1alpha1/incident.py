@@ -634,6 +634,22 @@ class RemediationStepStatus(StatusModel):
         str | None,
         Field(max_length=8192, description="What the step changes (or would change), from a server-side dry run."),
     ] = None
+    reason: Annotated[
+        str | None,
+        Field(
+            max_length=63,
+            description="Why the step is where it is, as a CamelCase reason: NotAutomatic, Cooldown, "
+            "HPAOwnsReplicas, Timeout, ...",
+        ),
+    ] = None
+    attempt: Annotated[int, Field(ge=0, description="How many times the step was started (part of its key).")] = 0
+    approved_by: Annotated[
+        str | None, Field(max_length=253, description="Who approved the step (from spec.approvals).")
+    ] = None
+    before: Annotated[
+        dict[str, Annotated[str, Field(max_length=256)]],
+        Field(description="What the step replaced (replica count, revision, template hash), to undo it."),
+    ] = {}
 
 
 class RemediationStatus(StatusModel):
@@ -652,6 +668,13 @@ class RemediationStatus(StatusModel):
             description="Whether the Runbook's verify query cleared within its window after the steps ran (false: "
             "it did not). Left out until verification has run."
         ),
+    ] = None
+    phase: Annotated[
+        Literal["NoRunbook", "Running", "AwaitingApproval", "Verifying", "Verified", "Failed", "Done"] | None,
+        Field(description="Where remediation stands as a whole (the REMEDIATION column)."),
+    ] = None
+    reason: Annotated[
+        str | None, Field(max_length=1024, description="Why: the runbook chosen and why, or why none applies.")
     ] = None
 
 
