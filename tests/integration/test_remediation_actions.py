@@ -15,6 +15,7 @@ from incidentops.api.v1alpha1.runbook import Action
 from incidentops.kube import KubeClient, load_api_client
 from incidentops.remediation.actions import REGISTRY
 from incidentops.remediation.actions.base import Context, Plan, Target
+from incidentops.remediation.actions.wait_rollout import rollout_complete
 from localenv.controlplane import KubeCluster
 from localenv.demo_workload import create_demo_deployment, set_deployment_image
 from localenv.procs import wait_until
@@ -36,14 +37,7 @@ def kube_client(cluster: KubeCluster) -> KubeClient:
 
 def rolled_out(kube: KubeClient, target: Target) -> dict[str, Any] | None:
     live = kube.deployment(target.namespace, target.name)
-    status, spec = live.get("status") or {}, live["spec"]
-    done = (
-        status.get("observedGeneration", 0) >= live["metadata"]["generation"]
-        and status.get("updatedReplicas", 0) == spec["replicas"]
-        and status.get("availableReplicas", 0) == spec["replicas"]
-        and status.get("replicas", 0) == spec["replicas"]
-    )
-    return live if done else None
+    return live if rollout_complete(live) else None
 
 
 def wait_rolled_out(kube: KubeClient, target: Target) -> dict[str, Any]:

@@ -124,5 +124,17 @@ def refused(target: Target, reason: str, message: str) -> Plan:
     return Plan(target, None, refusal=reason, reason=message)
 
 
+def deployment_or_refusal(
+    kube: KubeClient, target: Target, *, refuse_paused: str | None = None
+) -> tuple[Obj, Plan | None]:
+    """The live Deployment, and a refusal when it opted out (or is paused, when that stops the action)."""
+    live = kube.deployment(target.namespace, target.name)
+    if opted_out(live):
+        return live, refused(target, "TargetOptedOut", f"{target} is annotated {OPT_OUT_ANNOTATION}: disabled")
+    if refuse_paused and (live.get("spec") or {}).get("paused"):
+        return live, refused(target, "Paused", f"{target} is paused: {refuse_paused}")
+    return live, None
+
+
 def opted_out(live: Obj) -> bool:
     return (annotation(live, OPT_OUT_ANNOTATION) or "").lower() == "disabled"

@@ -16,10 +16,9 @@ from incidentops.remediation.actions.base import (
     PatchesDeployment,
     Plan,
     Target,
+    deployment_or_refusal,
     dry_run,
     keyed,
-    opted_out,
-    refused,
 )
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -27,11 +26,9 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 class Restart(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
-        live = kube.deployment(target.namespace, target.name)
-        if opted_out(live):
-            return refused(target, "TargetOptedOut", f"{target} is annotated incidentops.dev/remediation: disabled")
-        if (live.get("spec") or {}).get("paused"):
-            return refused(target, "Paused", f"{target} is paused: a restart would not roll out")
+        live, refusal = deployment_or_refusal(kube, target, refuse_paused="a restart would not roll out")
+        if refusal:
+            return refusal
         at = format_time(context.now or datetime.now(UTC))
         patch = keyed({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}, key, context)
         diff = dry_run(kube, target, live, patch)

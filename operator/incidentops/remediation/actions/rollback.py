@@ -16,9 +16,9 @@ from incidentops.remediation.actions.base import (
     PatchesDeployment,
     Plan,
     Target,
+    deployment_or_refusal,
     dry_run,
     keyed_replace,
-    opted_out,
     refused,
 )
 from incidentops.remediation.revisions import TEMPLATE_HASH, ReplicaSetRevision, choose_target
@@ -43,11 +43,9 @@ def _template(replica_set: Obj) -> Obj:
 
 class Rollback(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
-        live = kube.deployment(target.namespace, target.name)
-        if opted_out(live):
-            return refused(target, "TargetOptedOut", f"{target} is annotated incidentops.dev/remediation: disabled")
-        if (live.get("spec") or {}).get("paused"):
-            return refused(target, "Paused", f"{target} is paused: a rollback would not roll out")
+        live, refusal = deployment_or_refusal(kube, target, refuse_paused="a rollback would not roll out")
+        if refusal:
+            return refusal
         if context.alert_began is None:
             return refused(target, "NoAlertTime", "the incident has no start time to find the change before it")
         owned = {rs["metadata"]["name"]: rs for rs in _owned(kube, live)}

@@ -15,9 +15,9 @@ from incidentops.remediation.actions.base import (
     PatchesDeployment,
     Plan,
     Target,
+    deployment_or_refusal,
     dry_run,
     keyed,
-    opted_out,
     refused,
 )
 
@@ -32,9 +32,9 @@ def _hpa_owner(kube: KubeClient, target: Target) -> str | None:
 
 class Scale(PatchesDeployment):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
-        live = kube.deployment(target.namespace, target.name)
-        if opted_out(live):
-            return refused(target, "TargetOptedOut", f"{target} is annotated incidentops.dev/remediation: disabled")
+        live, refusal = deployment_or_refusal(kube, target)
+        if refusal:
+            return refusal
         replicas = params.get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
             return refused(target, "InvalidParams", "scale needs params.replicas, a whole number of at least 0")
