@@ -232,3 +232,21 @@ def test_operator_refuses_bad_configuration_clearly(kube_cluster: KubeCluster, t
     )
     assert result.returncode == 2
     assert "INCIDENTOPS_HTTP_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_runbook_library_applies_and_is_ready(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Any
+) -> None:
+    library = Path(__file__).resolve().parents[2] / "runbooks"
+    result = kubectl(kube_cluster, "apply", "-n", namespace, "-f", str(library))
+    assert result.returncode == 0, result.stderr
+    names = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in sorted(library.glob("*.yaml"))]
+    assert len(names) == 6
+    operator_factory([namespace], env=TOKEN)
+    for name in names:
+        cond = wait_until(
+            lambda n=name: ready_condition(kube_cluster, namespace, "Runbook", n),
+            timeout=30,
+            what=f"Runbook {name} Ready",
+        )
+        assert (cond["status"], cond["reason"]) == ("True", "Valid"), (name, cond)

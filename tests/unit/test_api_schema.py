@@ -16,7 +16,7 @@ from incidentops.api.v1alpha1.crdgen import crd, file_name, openapi_schema, rend
 from incidentops.api.v1alpha1.resources import KIND_BY_NAME, KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))
+SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml")) + sorted((ROOT / "runbooks").glob("*.yaml"))
 
 
 def _documents() -> list[dict[str, Any]]:
