@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
 from incidentops.api.v1alpha1.runbook import RunbookSpec
+from incidentops.handlers.readiness import _invalid
 from incidentops.readiness.checks import Verdict, check_escalation_policy, check_runbook
 
 
@@ -91,3 +93,22 @@ def test_runbook_message_counts_steps(steps: int, count: str) -> None:
     verdict = asyncio.run(check_runbook(spec, "ns", Everything()))
     assert verdict.ready
     assert verdict.message.startswith(f"{count}, approval-gated")
+
+
+def _message(spec: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as caught:
+        EscalationPolicySpec.model_validate(spec)
+    verdict = _invalid(caught.value)
+    assert (verdict.ready, verdict.reason) == (False, "InvalidSpec")
+    return verdict.message
+
+
+def test_a_check_on_the_whole_spec_is_located_at_spec() -> None:
+    message = _message({"levels": [_level("a", "10m"), _level("b", "5m")]})
+    assert message.startswith("spec: ")
+    assert "spec.spec" not in message
+
+
+def test_a_field_is_located_by_its_path_under_spec() -> None:
+    message = _message({"levels": [_level("a", "soon")]})
+    assert message.startswith("spec.levels.0.after: ")

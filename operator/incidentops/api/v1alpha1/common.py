@@ -76,6 +76,9 @@ Timestamp = Annotated[datetime, AfterValidator(_zoned), PlainSerializer(format_t
 Duration = Annotated[
     str, Field(pattern=DURATION_PATTERN, max_length=32, examples=["5m"]), AfterValidator(_parsable_duration)
 ]
+ObservedGeneration = Annotated[
+    int | None, Field(ge=0, description="The metadata.generation of the spec this status was computed from.")
+]
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]

@@ -14,6 +14,7 @@ from incidentops.api.v1alpha1.common import (
     LabelMap,
     LocalObjectReference,
     Model,
+    ObservedGeneration,
     Severity,
     StatusModel,
     Timestamp,
@@ -186,10 +187,7 @@ class SeriesState(StatusModel):
 class DetectionRuleStatus(StatusModel):
     """DetectionRuleStatus is written by the operator: whether the rule is valid, and what it last found."""
 
-    observed_generation: Annotated[
-        int | None,
-        Field(ge=0, description="The metadata.generation of the spec this status was computed from."),
-    ] = None
+    observed_generation: ObservedGeneration = None
     conditions: Annotated[
         list[Condition],
         Field(

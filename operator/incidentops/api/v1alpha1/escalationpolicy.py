@@ -13,6 +13,7 @@ from incidentops.api.v1alpha1.common import (
     DNSLabel,
     Duration,
     Model,
+    ObservedGeneration,
     SecretKeyReference,
     Severity,
     StatusModel,
@@ -283,10 +284,7 @@ class EscalationPolicySpec(Model):
 class EscalationPolicyStatus(StatusModel):
     """EscalationPolicyStatus is written by the operator: whether the policy is valid, and what is wrong."""
 
-    observed_generation: Annotated[
-        int | None,
-        Field(ge=0, description="The metadata.generation of the spec this status was computed from."),
-    ] = None
+    observed_generation: ObservedGeneration = None
     conditions: Annotated[
         list[Condition],
         Field(

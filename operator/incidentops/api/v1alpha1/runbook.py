@@ -15,6 +15,7 @@ from incidentops.api.v1alpha1.common import (
     Duration,
     LabelMap,
     Model,
+    ObservedGeneration,
     Severity,
     StatusModel,
     Timestamp,
@@ -367,10 +368,7 @@ class ExecutionRecord(StatusModel):
 class RunbookStatus(StatusModel):
     """RunbookStatus is written by the operator: whether the runbook is valid, and its runs."""
 
-    observed_generation: Annotated[
-        int | None,
-        Field(ge=0, description="The metadata.generation of the spec this status was computed from."),
-    ] = None
+    observed_generation: ObservedGeneration = None
     conditions: Annotated[
         list[Condition],
         Field(
