@@ -14,7 +14,9 @@ from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
 from incidentops.handlers.operator import run_operator
 from incidentops.ingest.service import Ingestor
-from incidentops.kube import AsyncKube, KubeClient, load_api_client
+from incidentops.kube import AsyncKube, KubeClient, KubeError, load_api_client
+from incidentops.prometheus import Prometheus
+from incidentops.remediation.service import Responder
 
 log = logging.getLogger("incidentops")
 
@@ -22,6 +24,10 @@ log = logging.getLogger("incidentops")
 async def run(config: config_module.Config) -> None:
     kube = AsyncKube(KubeClient(load_api_client(pool=config.kube_workers * 2)), workers=config.kube_workers)
     deps = Deps(config=config, kube=kube, ingestor=Ingestor(kube, config, utc_now))
+    if config.remediation:
+        deps.responder = Responder(kube, config, utc_now, await prometheus_of(config, kube))
+    else:
+        log.warning("remediation is OFF (INCIDENTOPS_REMEDIATION=false): runbooks are never run")
     tokens = TokenSource(config.webhook_token)
     if config.webhook_auth == "none":
         log.warning(
@@ -35,6 +41,8 @@ async def run(config: config_module.Config) -> None:
     background: list[asyncio.Task[None]] = []
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
+    if deps.responder is not None:
+        background.append(asyncio.create_task(start_responder(deps.responder, kopf_ready)))
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
     try:
         runner = await serve(app, config.http_host, config.http_port)
@@ -55,9 +63,40 @@ async def run(config: config_module.Config) -> None:
     finally:
         for task in background:
             task.cancel()
+        if deps.responder is not None:
+            await deps.responder.stop()
         await runner.cleanup()
         kube.close()
         log.info("incidentops stopped")
+
+
+async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Prometheus | None:
+    """The Prometheus that verify queries and promql-check steps ask, if one is configured."""
+    if not config.prometheus_url:
+        log.warning("no Prometheus configured (INCIDENTOPS_PROMETHEUS_URL): runbook verification will fail")
+        return None
+    token = config.prometheus_token or None
+    if config.prometheus_token_secret:
+        namespace, name, key = config.prometheus_token_secret.split("/")
+        try:
+            token = await kube.secret_value(namespace, name, key)
+        except KubeError as error:
+            log.error("cannot read the Prometheus token from Secret %s/%s: %s", namespace, name, error)
+    return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
+
+
+async def start_responder(responder: Responder, kopf_ready: asyncio.Event) -> None:
+    """Start remediation once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
+    await kopf_ready.wait()
+    delay = 1.0
+    while True:
+        try:
+            await responder.start()
+            return
+        except KubeError as error:
+            log.warning("remediation cannot start yet (%s); retrying in %.0fs", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
 
 class StartError(Exception):

@@ -76,19 +76,47 @@ class Config(BaseModel):
     peering: str = Field(default="standalone", description="Kopf peering name, or 'standalone'.")
     priority: int = 0
     kube_workers: Annotated[int, Field(ge=1, le=128)] = 16
+    remediation: bool = Field(default=True, description="Run runbooks at all; false only records the choice.")
+    risk_ceiling: Literal["low", "medium", "high"] = Field(
+        default="low", description="The highest runbook risk that may run without an approval."
+    )
+    storm_budget: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=5, description="Automatic remediation runs allowed cluster-wide per storm window."
+    )
+    storm_window: str = "10m"
+    remediation_poll: str = Field(default="5s", description="How often running probes and verifications look again.")
+    in_doubt_after: str = Field(
+        default="10s", description="How long a recorded step may go without its effect before it is retried."
+    )
+    rollback_lookback: str = Field(default="24h", description="How far before an alert a rollback looks for a change.")
+    prometheus_url: str = Field(default="", description="Prometheus for verify queries and promql-check steps.")
+    prometheus_token: str = ""
+    prometheus_token_secret: str = Field(default="", description="namespace/name/key of a Secret holding the token.")
+    prometheus_timeout: str = "10s"
 
-    @field_validator("correlation_window")
+    @field_validator(
+        "correlation_window",
+        "storm_window",
+        "remediation_poll",
+        "in_doubt_after",
+        "rollback_lookback",
+        "prometheus_timeout",
+    )
     @classmethod
     def _window(cls, value: str) -> str:
         parse_duration(value)
         return value
 
-    @field_validator("webhook_token_secret")
+    @field_validator("webhook_token_secret", "prometheus_token_secret")
     @classmethod
     def _secret(cls, value: str) -> str:
         if value and len(value.split("/")) != 3:
             raise ValueError("expected namespace/name/key")
         return value
+
+    def seconds(self, field: str) -> float:
+        """A duration setting in seconds, e.g. seconds("remediation_poll")."""
+        return parse_duration(str(getattr(self, field))).total_seconds()
 
     @property
     def correlation_window_seconds(self) -> float:
@@ -111,6 +139,7 @@ class Config(BaseModel):
         return not self.namespaces or namespace in self.namespaces
 
 
+_BOOL_FIELDS = {"auto_resolve", "remediation"}
 _LIST_FIELDS = {"namespaces", "severity_labels", "service_labels", "correlation_labels", "dedup_labels"}
 
 
@@ -135,7 +164,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             if not isinstance(overrides, dict):
                 raise ConfigError(f"{key}: expected a JSON object mapping label values to SEV1..SEV5")
             raw[field] = {**DEFAULT_SEVERITY_MAP, **{str(k).lower(): v for k, v in overrides.items()}}
-        elif field == "auto_resolve":
+        elif field in _BOOL_FIELDS:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError(f"{key}: expected true or false, got {value!r}")
             raw[field] = value.lower() in ("true", "1", "yes")

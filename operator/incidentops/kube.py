@@ -197,6 +197,24 @@ class KubeClient:
             field_manager=self.component,
         )
 
+    def patch_status(
+        self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
+    ) -> Obj:
+        """Merge-patch the status subresource; with a resourceVersion it fails with Conflict if stale."""
+        body = dict(patch)
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self._obj(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            kind.plural,
+            name,
+            body,
+            field_manager=self.component,
+        )
+
     def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
         """Merge-patch metadata.labels (labels only: no resourceVersion needed, nothing else touched)."""
         return self.patch_spec(kind, namespace, name, {"metadata": {"labels": labels}})

@@ -85,3 +85,31 @@ REGISTRY.register(OPEN_INCIDENTS)
 def exposition() -> bytes:
     """The text exposition of every registered metric."""
     return generate_latest(REGISTRY)
+
+
+REMEDIATIONS = Counter(
+    "incidentops_remediations_total",
+    "Runbook runs that ended, by runbook and result (Verified, Done, Failed, Stopped, NoRunbook).",
+    ["runbook", "result"],
+)
+ACTIONS = Counter(
+    "incidentops_remediation_actions_total",
+    "Remediation actions applied, by action and result (ok, failed, refused, skipped).",
+    ["action", "result"],
+)
+GUARD_BLOCKS = Counter(
+    "incidentops_remediation_guard_blocks_total",
+    "Steps a guard held for approval or refused, by reason (Cooldown, StormBudgetSpent, ...).",
+    ["reason"],
+)
+TIME_TO_FIRST_ACTION = Histogram(
+    "incidentops_remediation_time_to_first_action_seconds",
+    "From the Incident's detection to its first remediation action.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+VERIFICATION_SECONDS = Histogram(
+    "incidentops_remediation_verification_seconds",
+    "From the start of verification to its result, by result.",
+    ["result"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800),
+)

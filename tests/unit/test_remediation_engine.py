@@ -7,7 +7,7 @@ from typing import Any
 
 from incidentops.api.v1alpha1.incident import StepState
 from incidentops.api.v1alpha1.runbook import RunbookSpec
-from incidentops.remediation.engine import Act, Observed, Undo, decide, start
+from incidentops.remediation.engine import Act, Observed, decide, start, undoable, undone
 from incidentops.remediation.guards import Hold, Verdict
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -76,11 +76,14 @@ def test_an_intent_recorded_but_never_applied_is_applied_with_the_same_key() -> 
     """kill -9 between the status write and the action: after restart, check, then act once."""
     rb = runbook({"name": "restart", "action": "restart"})
     running = decide("uid", rb, start("rb", rb, ""), {}, Observed(verdict=AUTO, diff=["x"]), T0).status
-    in_doubt = decide("uid", rb, running, {}, None, T0 + timedelta(seconds=5))
+    later = T0 + timedelta(seconds=15)
+    in_doubt = decide("uid", rb, running, {}, None, later)
     assert in_doubt.needs == "restart" and in_doubt.effects == []  # first: did it happen?
-    not_yet = decide("uid", rb, running, {}, Observed(happened=False), T0 + timedelta(seconds=5))
+    acting_elsewhere = decide("uid", rb, running, {}, Observed(happened=False), T0 + timedelta(seconds=5))
+    assert acting_elsewhere.effects == []  # fresh intent: whoever recorded it may be acting right now
+    not_yet = decide("uid", rb, running, {}, Observed(happened=False), later)
     assert not_yet.effects == [Act("restart", "uid/restart/1")]  # same key, same attempt
-    already = decide("uid", rb, running, {}, Observed(happened=True), T0 + timedelta(seconds=5))
+    already = decide("uid", rb, running, {}, Observed(happened=True), later)
     assert already.effects == [] and already.status.phase == "Done"
 
 
@@ -107,11 +110,14 @@ def test_on_failure_rollback_undoes_the_done_steps_in_reverse() -> None:
         assert status.steps[[s.name for s in status.steps].index(name)].state == StepState.SUCCEEDED
     status = decide("uid", rb, status, {}, Observed(verdict=AUTO, diff=["x"]), T0).status
     failed = decide("uid", rb, status, {}, Observed(happened=False, error="apiserver answered 500"), T0)
-    assert failed.status.phase == "Failed"
-    assert failed.effects == [
-        Undo("rollback", "uid/rollback/undo", {"templateHash": "abc"}),
-        Undo("scale", "uid/scale/undo", {"replicas": "2"}),
-    ]
+    assert failed.status.phase == "Undoing" and failed.status.failure == "StepFailed" and failed.effects == []
+    status = failed.status
+    order = []
+    while (index := undoable(status)) is not None:
+        order.append(status.steps[index].name)
+        status = undone(status, index, "undone", T0)
+    assert order == ["rollback", "scale"] and status.phase == "Failed"
+    assert states(type("D", (), {"status": status})()) == ["RolledBack", "RolledBack", "Failed"]
 
 
 def test_refused_and_nothing_to_do_steps_end_without_acting() -> None:

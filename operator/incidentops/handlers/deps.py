@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from incidentops.config import Config
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube
+from incidentops.remediation.service import Responder
 
 
 def utc_now() -> datetime:
@@ -21,3 +22,4 @@ class Deps:
     kube: AsyncKube
     ingestor: Ingestor
     clock: Callable[[], datetime] = utc_now
+    responder: Responder | None = None

@@ -68,7 +68,11 @@ def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
         body: Mapping[str, Any] = event.get("object") or {}
         if event.get("type") == "DELETED":
             OPEN_INCIDENTS.forget(namespace or "", name)
+            if deps.responder is not None:
+                deps.responder.forget(namespace or "", name, str((body.get("metadata") or {}).get("uid", "")))
             return
+        if deps.responder is not None:
+            deps.responder.observe(body)
         status = body.get("status") or {}
         severity = status.get("severity") or (body.get("spec") or {}).get("severity", "")
         OPEN_INCIDENTS.observe(namespace or "", name, severity, status.get("state", "Detected"))

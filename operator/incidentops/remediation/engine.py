@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from incidentops.api.v1alpha1.common import parse_duration
 from incidentops.api.v1alpha1.incident import RemediationStatus, RemediationStepStatus, StepState
@@ -21,6 +21,9 @@ from incidentops.remediation.guards import Verdict
 
 PROBES = frozenset({Action.WAIT_ROLLOUT, Action.PROMQL_CHECK})
 DONE = frozenset({StepState.SUCCEEDED, StepState.SKIPPED})
+# A Running step whose effect is not in the cluster yet is in doubt only after this long: until
+# then the process (or replica) that recorded it may still be acting on it.
+IN_DOUBT_AFTER = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Observed:
     verdict: Verdict | None = None
     happened: bool | None = None
     error: str | None = None
+    target: str | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,15 +48,6 @@ class Act:
 
     step: str
     key: str
-
-
-@dataclass(frozen=True)
-class Undo:
-    """Undo a step that succeeded, from what it replaced."""
-
-    step: str
-    key: str
-    before: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class Decision:
     """The next status, what to do, and which step's plan or effect the shell should look at next."""
 
     status: RemediationStatus
-    effects: list[Act | Undo] = field(default_factory=list)
+    effects: list[Act] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     needs: str | None = None
 
@@ -88,24 +84,33 @@ def _replace(status: RemediationStatus, index: int, **changes: object) -> Remedi
 
 
 def _fail_run(decision: Decision, runbook: RunbookSpec, failed: RunbookStep, uid: str) -> Decision:
-    """A step failed and its onFailure stops the run: undo what was done when asked, or escalate."""
+    """A step failed and its onFailure stops the run: undo what was done (phase Undoing), or just stop."""
     status = decision.status
+    why = f"step {failed.name} failed ({failed.on_failure})"
+    phase = "Undoing" if failed.on_failure == "rollback" else "Failed"
     if failed.on_failure == "rollback":
-        done = [
-            (spec, st) for spec, st in zip(runbook.steps, status.steps, strict=True) if st.state == StepState.SUCCEEDED
-        ]
-        for spec, st in reversed(done):
-            if st.before:
-                decision.effects.append(Undo(spec.name, f"{uid}/{spec.name}/undo", dict(st.before)))
-        decision.notices.append(
-            Notice("RemediationRolledBack", f"step {failed.name} failed: undoing {len(done)} done steps", True)
-        )
-    elif failed.on_failure == "escalate":
-        decision.notices.append(Notice("EscalationRequested", f"step {failed.name} failed: escalating", True))
-    decision.status = status.model_copy(
-        update={"phase": "Failed", "reason": f"step {failed.name} failed ({failed.on_failure})"}
-    )
+        decision.notices.append(Notice("RemediationUndoing", f"{why}: undoing the steps done so far", True))
+    decision.status = status.model_copy(update={"phase": phase, "reason": why, "failure": "StepFailed"})
     return decision
+
+
+def undoable(status: RemediationStatus) -> int | None:
+    """The index of the last succeeded step whose change can be undone, or None when none is left."""
+    from incidentops.remediation.actions import UNDOABLE  # noqa: PLC0415 - the registry imports the kube client
+
+    for index in range(len(status.steps) - 1, -1, -1):
+        step = status.steps[index]
+        if step.state == StepState.SUCCEEDED and step.before and Action(step.action) in UNDOABLE:
+            return index
+    return None
+
+
+def undone(status: RemediationStatus, index: int, message: str, now: datetime) -> RemediationStatus:
+    """Record that a step's change was undone; once nothing is left to undo, the run is Failed."""
+    status = _replace(status, index, state=StepState.ROLLED_BACK, output=message[:4096], finished_at=now)
+    if undoable(status) is None:
+        status = status.model_copy(update={"phase": "Failed"})
+    return status
 
 
 def decide(
@@ -115,18 +120,21 @@ def decide(
     approvals: Mapping[str, str],
     observed: Observed | None,
     now: datetime,
+    in_doubt_after: timedelta = IN_DOUBT_AFTER,
 ) -> Decision:
     """One turn of the engine for a chosen runbook; `approvals` maps step names to who approved them."""
     decision = Decision(status)
     if status.phase not in ("Running", "AwaitingApproval"):
         return decision
+    if status.phase == "AwaitingApproval":
+        decision.status = status = status.model_copy(update={"phase": "Running"})
     for index, spec in enumerate(runbook.steps):
         step = decision.status.steps[index]
         if step.state in DONE or (step.state == StepState.FAILED and spec.on_failure == "continue"):
             continue
         if step.state == StepState.FAILED:
             return _fail_run(decision, runbook, spec, uid)
-        turned = _turn(decision, index, spec, step, approvals, observed, now, uid)
+        turned = _turn(decision, index, spec, step, approvals, observed, now, uid, in_doubt_after)
         if turned:  # the step ended here: go on to the next one, which the shell has not observed yet
             observed = None
             if decision.status.steps[index].state == StepState.FAILED and spec.on_failure != "continue":
@@ -148,10 +156,11 @@ def _turn(
     observed: Observed | None,
     now: datetime,
     uid: str,
+    in_doubt_after: timedelta,
 ) -> bool:
     """Advance one step; True when it ended (succeeded, skipped, failed)."""
     if step.state == StepState.RUNNING:
-        return _running(decision, index, spec, step, observed, now)
+        return _running(decision, index, spec, step, observed, now, in_doubt_after)
     if observed is None or observed.verdict is None:
         decision.needs = spec.name
         return False
@@ -164,9 +173,15 @@ def _turn(
         )
         decision.notices.append(Notice("StepRefused", f"step {spec.name}: {message}", True))
         return True
-    if observed.nothing_to_do and Action(spec.action) not in PROBES:
+    if observed.dry_run or (observed.nothing_to_do and Action(spec.action) not in PROBES):
         decision.status = _replace(
-            decision.status, index, state=StepState.SKIPPED, output=observed.message, finished_at=now
+            decision.status,
+            index,
+            state=StepState.SKIPPED,
+            output=observed.message[:4096],
+            finished_at=now,
+            dry_run_diff="\n".join(observed.diff)[:8192] or None,
+            target=observed.target,
         )
         decision.notices.append(Notice("StepSkipped", f"step {spec.name}: nothing to do ({observed.message})"))
         return True
@@ -192,9 +207,13 @@ def _turn(
         attempt=attempt,
         started_at=now,
         dry_run_diff=diff,
-        before=dict(observed.before),
+        before={k: str(v) for k, v in observed.before.items() if v is not None},
         approved_by=approver,
+        automatic=approver is None,
+        target=observed.target,
         reason=None,
+        output=None,
+        finished_at=None,
     )
     decision.status = decision.status.model_copy(update={"phase": "Running"})
     decision.effects.append(Act(spec.name, key))
@@ -210,6 +229,7 @@ def _running(
     step: RemediationStepStatus,
     observed: Observed | None,
     now: datetime,
+    in_doubt_after: timedelta,
 ) -> bool:
     """A step whose intent is recorded: done, failed, timed out, still waiting, or never applied (act again)."""
     if observed is None or observed.happened is None:
@@ -231,7 +251,9 @@ def _running(
         )
         decision.notices.append(Notice("StepFailed", f"step {spec.name} failed: {text}", True))
         return True
-    if Action(spec.action) not in PROBES and step.idempotency_key:
+    in_doubt = step.started_at is None or now - step.started_at >= in_doubt_after
+    if Action(spec.action) not in PROBES and step.idempotency_key and in_doubt:
         decision.effects.append(Act(spec.name, step.idempotency_key))  # recorded but never applied: apply, same key
+        decision.notices.append(Notice("StepInDoubt", f"step {spec.name} was recorded but not applied: applying it"))
     decision.needs = spec.name
     return False

@@ -11,12 +11,13 @@ Each guard that holds a step back says why, with a stable reason for status, Eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from incidentops.api.v1alpha1.common import parse_duration
+from incidentops.api.v1alpha1.incident import Approval
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec
 
 Risk = Literal["low", "medium", "high"]
@@ -126,3 +127,14 @@ def decide(proposal: Proposal) -> Verdict:
         return Verdict("refused", refusals)
     holds = _approvals(proposal)
     return Verdict("approval" if holds else "automatic", holds)
+
+
+def accepted_approvals(runbook: RunbookSpec, approvals: Iterable[Approval]) -> dict[str, str]:
+    """Step name → who approved it; for a high-risk runbook only approvals by its named approvers count."""
+    high = runbook.effective_risk() == "high"
+    accepted: dict[str, str] = {}
+    for approval in approvals:
+        if high and approval.by not in runbook.approvers:
+            continue
+        accepted.setdefault(approval.step, approval.by)
+    return accepted

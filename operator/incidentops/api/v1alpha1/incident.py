@@ -594,6 +594,7 @@ class StepState(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SKIPPED = "Skipped"
+    ROLLED_BACK = "RolledBack"
 
 
 class RemediationStepStatus(StatusModel):
@@ -612,7 +613,7 @@ class RemediationStepStatus(StatusModel):
         StepState,
         Field(
             description="Pending, AwaitingApproval (until an entry in spec.approvals names the step), Running, "
-            "Succeeded, Failed or Skipped."
+            "Succeeded, Failed, Skipped or RolledBack (succeeded, then undone after a later failure)."
         ),
     ]
     idempotency_key: Annotated[
@@ -650,6 +651,35 @@ class RemediationStepStatus(StatusModel):
         dict[str, Annotated[str, Field(max_length=256)]],
         Field(description="What the step replaced (replica count, revision, template hash), to undo it."),
     ] = {}
+    target: Annotated[
+        str | None,
+        Field(max_length=512, description="What the step acts on, e.g. shop/Deployment/checkout."),
+    ] = None
+    automatic: Annotated[
+        bool | None,
+        Field(description="True when the step ran without an approval (it counts against the storm budget)."),
+    ] = None
+
+
+RemediationPhase = Literal[
+    "NoRunbook", "Running", "AwaitingApproval", "Verifying", "Verified", "Done", "Undoing", "Failed", "Stopped"
+]
+
+
+class VerificationProgress(StatusModel):
+    """Where the verify query stands: deadlines as timestamps, so a restart continues on time."""
+
+    started_at: Annotated[Timestamp, Field(description="When verification began (after the last step).")]
+    clear_since: Annotated[
+        Timestamp | None,
+        Field(description="Since when the query has returned no series without a break; left out while it fires."),
+    ] = None
+    checked_at: Annotated[Timestamp | None, Field(description="When the query was last evaluated.")] = None
+    last_result: Annotated[
+        str | None,
+        Field(max_length=1024, description="What the last evaluation said: the series still firing, or the error."),
+    ] = None
+    finished_at: Annotated[Timestamp | None, Field(description="When verification passed or failed.")] = None
 
 
 class RemediationStatus(StatusModel):
@@ -670,11 +700,32 @@ class RemediationStatus(StatusModel):
         ),
     ] = None
     phase: Annotated[
-        Literal["NoRunbook", "Running", "AwaitingApproval", "Verifying", "Verified", "Failed", "Done"] | None,
-        Field(description="Where remediation stands as a whole (the REMEDIATION column)."),
+        RemediationPhase | None,
+        Field(
+            description="Where remediation stands as a whole (the Remediation column): NoRunbook, Running, "
+            "AwaitingApproval, Verifying, Verified, Done (no verify query), Undoing (undoing its changes after a "
+            "failure), Failed or Stopped (the incident ended before the run did)."
+        ),
     ] = None
     reason: Annotated[
         str | None, Field(max_length=1024, description="Why: the runbook chosen and why, or why none applies.")
+    ] = None
+    failure: Annotated[
+        str | None,
+        Field(
+            max_length=63,
+            description="Why the run failed, as a CamelCase reason (StepFailed, VerificationFailed, ...); kept "
+            "while its changes are undone.",
+        ),
+    ] = None
+    chosen_at: Annotated[Timestamp | None, Field(description="When the runbook was chosen.")] = None
+    confidence: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="The triage confidence the guards compared with the runbook's minConfidence."),
+    ] = None
+    verification: Annotated[
+        VerificationProgress | None,
+        Field(description="Progress of the runbook's verify query, once every step has run."),
     ] = None
 
 

@@ -79,6 +79,9 @@ INCIDENT = Kind(
         PrinterColumn("Service", ".spec.service"),
         PrinterColumn("Alerts", ".status.alerts.count", "integer"),
         PrinterColumn("Level", ".status.escalation.level", "integer", description="Escalation level"),
+        PrinterColumn(
+            "Remediation", ".status.remediation.phase", description="Where the runbook run stands (Verified, ...)"
+        ),
         PrinterColumn("Title", ".spec.title", priority=1),
         PrinterColumn("Assignee", ".spec.assignee", priority=1),
         AGE,
@@ -110,6 +113,8 @@ RUNBOOK = Kind(
     columns=(
         PrinterColumn("Automatic", ".spec.automatic", "boolean"),
         PrinterColumn("Executions", ".status.executions", "integer"),
+        PrinterColumn("Success", ".status.successRate", description="Share of finished runs that succeeded"),
+        PrinterColumn("Last", ".status.lastExecution.result"),
         READY,
         REASON,
         AGE,

@@ -113,8 +113,15 @@ class StepParams(Model):
         str | None,
         Field(
             max_length=8192,
-            description="promql-check: the PromQL expression to evaluate; the step succeeds when it returns no "
-            "series, like verify.query.",
+            description="promql-check: the PromQL expression to evaluate; by default the step succeeds when it "
+            "returns no series, like verify.query (see passWhen).",
+        ),
+    ] = None
+    pass_when: Annotated[
+        Literal["empty", "series"] | None,
+        Field(
+            description="promql-check: empty (the default) passes when the query returns no series, series when it "
+            "returns at least one. The step keeps checking until it passes or times out."
         ),
     ] = None
     url: Annotated[
@@ -228,6 +235,13 @@ class Verification(Model):
             "failed, e.g. 15m (the default)."
         ),
     ] = "15m"
+    on_failure: Annotated[
+        Literal["undo", "keep"],
+        Field(
+            description="What happens to the steps' changes when verification fails: undo (the default: scale back, "
+            "roll forward to the template replaced, uncordon) or keep. Either way the incident escalates."
+        ),
+    ] = "undo"
 
 
 class Safety(Model):
@@ -338,6 +352,15 @@ class RunbookSpec(Model):
             "dry-run mode."
         ),
     ] = Safety()
+    approvers: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=253)]],
+        Field(
+            max_length=50,
+            description="Who may approve the steps of a high-risk runbook (names as written in spec.approvals[].by, "
+            "e.g. alice). A high-risk runbook without approvers cannot be approved. Medium and low risk accept "
+            "any one approval.",
+        ),
+    ] = []
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> RunbookSpec:
@@ -378,4 +401,10 @@ class RunbookStatus(StatusModel):
         ),
     ] = []
     executions: Annotated[int, Field(ge=0, description="How many times the runbook has run, in total.")] = 0
+    succeeded: Annotated[int, Field(ge=0, description="Runs that succeeded (verified, or every step done).")] = 0
+    failed: Annotated[int, Field(ge=0, description="Runs that failed (undone or not).")] = 0
+    success_rate: Annotated[
+        str | None,
+        Field(max_length=8, description="succeeded / (succeeded + failed), as a percentage, e.g. 75%."),
+    ] = None
     last_execution: Annotated[ExecutionRecord | None, Field(description="The most recent run.")] = None

@@ -8,10 +8,11 @@ idempotency key (an annotation) in one patch: after a crash, "did it happen?" is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from incidentops.kube import KubeClient, Obj
+from incidentops.prometheus import Prometheus
 from incidentops.remediation.diff import spec_diff
 
 ACTION_KEY_ANNOTATION = "incidentops.dev/action-key"
@@ -38,6 +39,13 @@ class Context:
     incident: str
     alert_began: datetime | None = None
     now: datetime | None = None
+    prometheus: Prometheus | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    lookback: timedelta = timedelta(hours=24)
+
+
+class ActionError(Exception):
+    """The action ran and failed for a reason worth recording (a refused call, an unexpected status)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class ActionModule(Protocol):
 
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan: ...
 
-    def apply(self, kube: KubeClient, plan: Plan) -> None: ...
+    def apply(self, kube: KubeClient, plan: Plan) -> str | None: ...
 
     def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool: ...
 
@@ -71,10 +79,11 @@ class ActionModule(Protocol):
 class PatchesDeployment:
     """apply and happened for actions that are one keyed patch of a Deployment."""
 
-    def apply(self, kube: KubeClient, plan: Plan) -> None:
+    def apply(self, kube: KubeClient, plan: Plan) -> str | None:
         if plan.patch is None:
-            raise ValueError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
+            raise ActionError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
         kube.patch_deployment(plan.target.namespace, plan.target.name, plan.patch)
+        return plan.reason or None
 
     def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool:
         """Whether the step with this key already changed the target (an in-doubt step after a crash)."""

@@ -12,6 +12,7 @@ from incidentops.kube import KubeClient
 from incidentops.remediation.actions.base import (
     ACTED_BY_ANNOTATION,
     ACTION_KEY_ANNOTATION,
+    ActionError,
     Context,
     Plan,
     Target,
@@ -50,10 +51,11 @@ class Cordon:
         diff = [f"spec.unschedulable: {str(currently).lower()} -> {str(self.unschedulable).lower()}"]
         return Plan(target, patch, diff, {"unschedulable": currently}, reason=f"{verb} {target.name}")
 
-    def apply(self, kube: KubeClient, plan: Plan) -> None:
+    def apply(self, kube: KubeClient, plan: Plan) -> str | None:
         if not isinstance(plan.patch, dict):
-            raise ValueError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
+            raise ActionError(f"nothing to apply on {plan.target}: {plan.refusal or 'no change'}")
         kube.patch_node(plan.target.name, plan.patch)
+        return plan.reason or None
 
     def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool:
         return annotation(kube.node(plan.target.name), ACTION_KEY_ANNOTATION) == key

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient, NotFound, Obj
-from incidentops.remediation.actions.base import Context, Plan, Target, opted_out, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, Target, opted_out, refused
 
 
 def _ready(pod: Obj) -> bool:
@@ -51,20 +51,22 @@ class DeletePod:
             return refused(target, "BlastRadius", why)
         pods = {p["metadata"]["name"]: p["metadata"]["uid"] for p in chosen}
         diff = [f"delete pod {name}" for name in sorted(pods)]
-        return Plan(target, {"pods": pods}, diff, {"pods": pods}, reason=f"{why}: {', '.join(sorted(pods))}")
+        before = {f"pod.{name}": uid for name, uid in pods.items()}
+        return Plan(target, {"pods": pods}, diff, before, reason=f"{why}: {', '.join(sorted(pods))}")
 
-    def apply(self, kube: KubeClient, plan: Plan) -> None:
+    def apply(self, kube: KubeClient, plan: Plan) -> str | None:
         if not isinstance(plan.patch, dict):
-            raise ValueError(f"nothing to delete on {plan.target}: {plan.refusal}")
+            raise ActionError(f"nothing to delete on {plan.target}: {plan.refusal}")
         for name, uid in plan.patch["pods"].items():
             try:
                 kube.delete_pod(plan.target.namespace, name, uid)
             except NotFound:
                 continue  # already gone: what the step wanted
+        return plan.reason or None
 
     def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool:
         """Every planned pod is gone or going (matched by uid: a replacement may reuse the name)."""
-        planned = set((plan.before.get("pods") or {}).values())
+        planned = {str(uid) for key, uid in plan.before.items() if key.startswith("pod.")}
         selector, _ = _selector(kube, plan.target, {})
         remaining = {
             p["metadata"]["uid"]

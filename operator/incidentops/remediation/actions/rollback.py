@@ -50,7 +50,7 @@ class Rollback(PatchesDeployment):
             return refused(target, "NoAlertTime", "the incident has no start time to find the change before it")
         owned = {rs["metadata"]["name"]: rs for rs in _owned(kube, live)}
         revisions = [r for r in (ReplicaSetRevision.of(rs) for rs in owned.values()) if r is not None]
-        choice = choose_target(revisions, context.alert_began)
+        choice = choose_target(revisions, context.alert_began, context.lookback)
         if choice.refusal or choice.target is None or choice.current is None:
             return refused(target, choice.refusal or "NoTarget", choice.reason)
         chosen = owned[choice.target.replica_set.name]

@@ -27,7 +27,7 @@ class WaitRollout:
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         return Plan(target, None, [], {}, reason=f"wait until the rollout of {target} completes")
 
-    def apply(self, kube: KubeClient, plan: Plan) -> None:
+    def apply(self, kube: KubeClient, plan: Plan) -> str | None:
         return None  # nothing to change: the step waits for happened()
 
     def happened(self, kube: KubeClient, plan: Plan, key: str) -> bool:

@@ -1,0 +1,60 @@
+"""Who acted on what, when: the history the guards read (cooldown, hourly limit, storm budget).
+
+Rebuilt from the Incidents' own status (a LIST at start, then the watch), so it survives
+restarts and is the same in every replica; a run the operator starts itself is recorded at once,
+before the watch brings it back, so two incidents deciding one after the other see each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from incidentops.api.v1alpha1.runbook import Action
+from incidentops.remediation.guards import PastRun
+from incidentops.remediation.targets import CHANGES_NOTHING
+
+
+def runs_in(status: Mapping[str, Any]) -> list[PastRun]:
+    """The changing steps an incident's status says were started, with who decided (automatic or not)."""
+    remediation = status.get("remediation") or {}
+    runbook = str(remediation.get("runbook") or "")
+    runs = []
+    for step in remediation.get("steps") or []:
+        started = step.get("startedAt")
+        try:
+            action = Action(step.get("action"))
+        except ValueError:
+            continue
+        if not started or action in CHANGES_NOTHING or not step.get("target"):
+            continue
+        at = started if isinstance(started, datetime) else datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+        runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic"))))
+    return runs
+
+
+class Ledger:
+    """PastRuns per incident uid."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, list[PastRun]] = {}
+
+    def observe(self, uid: str, status: Mapping[str, Any]) -> None:
+        runs = runs_in(status)
+        if runs or uid in self._runs:
+            # A union: what this process recorded may not be back from the watch yet, and a run
+            # replaced in status by a later runbook's still happened.
+            self._runs[uid] = sorted(set(runs) | set(self._runs.get(uid, [])), key=lambda r: r.at)
+
+    def record(self, uid: str, run: PastRun) -> None:
+        self._runs.setdefault(uid, [])
+        if run not in self._runs[uid]:
+            self._runs[uid].append(run)
+
+    def forget(self, uid: str) -> None:
+        self._runs.pop(uid, None)
+
+    def history(self, excluding: str) -> list[PastRun]:
+        """Every recorded run but the incident's own (its later steps are not held back by its first)."""
+        return [run for uid, runs in self._runs.items() if uid != excluding for run in runs]
