@@ -212,6 +212,32 @@ def timeline_table(status: IncidentStatus, *, indent: str = "") -> Text:
     return render_table(("TIME", "TYPE", "ACTOR", "MESSAGE"), rows, indent=indent)
 
 
+def remediation_lines(status: IncidentStatus, now: datetime) -> list[str]:
+    """Each step with its state, target, who decided, and the diff an approver reads."""
+    r = status.remediation
+    if r is None:
+        return []
+    confidence = f"{r.confidence:.0%}" if r.confidence is not None else NONE
+    lines = [
+        "Remediation:",
+        f"  Runbook: {r.runbook or NONE}   Phase: {r.phase or NONE}   Confidence: {confidence}",
+        f"  Reason: {r.reason or NONE}",
+    ]
+    if r.verification is not None:
+        v = r.verification
+        lines.append(f"  Verification: since {_since(v.started_at, now)}; {v.last_result or 'not checked yet'}")
+    for step in r.steps:
+        who = f"approved by {step.approved_by}" if step.approved_by else ("automatic" if step.automatic else "")
+        head = f"  - {step.name} ({step.action}) {step.state}"
+        extras = [x for x in (step.target, who, step.reason) if x]
+        lines.append(head + (f"  [{'; '.join(extras)}]" if extras else ""))
+        if step.output:
+            lines.append(f"      {step.output.splitlines()[0][:200]}")
+        if step.dry_run_diff:
+            lines += [f"      | {line}" for line in step.dry_run_diff.splitlines()[:40]]
+    return lines
+
+
 def describe(
     meta: dict[str, Any], spec: IncidentSpec, status: IncidentStatus, now: datetime, *, has_status: bool
 ) -> Text:
@@ -269,6 +295,7 @@ def describe(
             "Escalation:",
             f"  Policy: {e.policy or NONE}   Level: {e.level}   Next: {next_at}   Notifications: {len(e.deliveries)}",
         ]
+    lines += remediation_lines(status, now)
     if status.postmortem_ref:
         lines.append(_field("Postmortem", status.postmortem_ref))
     text = Text("\n".join(lines) + "\n")

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from incidentops.api.v1alpha1.common import Severity, parse_duration
 from incidentops.api.v1alpha1.incident import IncidentState
-from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.api.v1alpha1.resources import INCIDENT, RUNBOOK
 from incidentops.cli import format as fmt
 from incidentops.cli.actions import (
     Incident,
@@ -42,6 +42,7 @@ from incidentops.cli.actions import (
     still_firing,
     write_intent,
 )
+from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
 from incidentops.cli.session import Session, SessionError, explain
 from incidentops.kube import KubeError, NotFound
@@ -491,6 +492,77 @@ def severity(name: str, level: str, by: str | None) -> None:
             severity_patch(chosen, by or session.default_actor(), _now()),
         )
     click.echo(f'incident "{name}" severity set to {chosen}')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.argument("steps", nargs=-1)
+@BY_OPTION
+@handle_errors
+def approve(name: str, steps: tuple[str, ...], by: str | None) -> None:
+    """Approve remediation STEPS of an incident's runbook (default: every step now awaiting approval).
+
+    What each step would change is in `kubectl incident describe NAME` (the dry-run diff).
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    now = _now()
+    approved: list[str] = []
+
+    def patch(incident: Incident) -> dict[str, Any]:
+        approved[:] = steps_to_approve(incident, steps, who)
+        return approval_patch(incident, approved, who, now)
+
+    with about_incident(name, namespace):
+        write_intent(session.client(), namespace, name, check_open, patch)
+    click.echo(f'incident "{name}": {", ".join(approved)} approved by {who}')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.option("--runbook", "runbook", help="Run this Runbook (in the incident's namespace) for the incident.")
+@click.option("--list", "show", is_flag=True, help="Show the runbooks that could run and what each would do.")
+@handle_errors
+def mitigate(name: str, runbook: str | None, show: bool) -> None:
+    """Choose the runbook that remediates an incident (--runbook), or see the candidates (--list)."""
+    if bool(runbook) == show:
+        raise click.UsageError("give either --runbook NAME or --list")
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    client = session.client()
+    with about_incident(name, namespace):
+        incident = Incident.of(client.get(INCIDENT, namespace, name))
+    if show:
+        found = candidates(incident, client.list(RUNBOOK, namespace))
+        if not found:
+            click.echo(f"no runbooks in namespace {namespace}")
+            return
+        chosen = incident.status.remediation.runbook if incident.status.remediation else None
+        for c in found:
+            mark = "*" if c.name == chosen else " "
+            fit = "matches" if c.fits else (c.problem or "does not match")
+            mode = "automatic" if c.automatic else "approval"
+            click.echo(f"{mark} {c.name}  ({fit}; {c.risk} risk, {mode})")
+            for line in c.steps:
+                click.echo(f"      {line}")
+        return
+    assert runbook is not None
+    try:
+        client.get(RUNBOOK, namespace, runbook)
+    except NotFound:
+        raise Fail(f'runbook "{runbook}" not found in namespace {namespace}') from None
+    with about_incident(name, namespace):
+        write_intent(
+            client,
+            namespace,
+            name,
+            lambda i: check_mitigate(i, runbook),
+            {"spec": {"runbookRef": {"name": runbook}}},
+        )
+    click.echo(f'incident "{name}": runbook {runbook} requested; follow it with kubectl incident describe {name}')
 
 
 def main() -> None:

@@ -279,18 +279,14 @@ class Responder:
             else:
                 observed = await self._observe(obj, spec, status, runbook, index, now)
             decision = engine.decide(uid, runbook, remediation, approvals, observed, now, self.in_doubt_after)
-            if observed.verdict is not None and any(
-                n.reason in ("AwaitingApproval", "StepRefused") for n in decision.notices
-            ):
-                for hold in observed.verdict.holds:
-                    GUARD_BLOCKS.labels(hold.reason).inc()
+            blocked = _blocked(observed, decision)
             if decision.status == remediation and not decision.effects:
                 return Round(next_at=self._wait(runbook, remediation, decision, now))
             if runbook.safety.dry_run_only and decision.status.phase in ("Verifying", "Done"):
                 decision.status = decision.status.model_copy(
                     update={"phase": "Stopped", "reason": "dry run only (safety.dryRunOnly): nothing was changed"}
                 )
-            return await self._commit(obj, spec, status, runbook, decision, now)
+            return await self._commit(obj, spec, status, runbook, decision, now, blocked)
 
     def _wait(
         self, runbook: RunbookSpec, remediation: RemediationStatus, decision: engine.Decision, now: datetime
@@ -315,6 +311,7 @@ class Responder:
         runbook: RunbookSpec,
         decision: engine.Decision,
         now: datetime,
+        blocked: list[str] | None = None,
     ) -> Round:
         """Write the decision; record new runs in the ledger; then, and only then, act."""
         before = status.remediation
@@ -325,6 +322,8 @@ class Responder:
         written = await self._write(obj, updated, shown)
         if written is None:
             return Round(again=True)
+        for reason in blocked or []:
+            GUARD_BLOCKS.labels(reason).inc()
         meta = obj["metadata"]
         first_action = before is not None and not any(s.started_at for s in before.steps)
         for step in decision.status.steps:
@@ -726,6 +725,20 @@ class Responder:
             except KubeError as error:
                 log.warning("could not record the run of runbook %s/%s: %s", namespace, runbook, error)
                 return
+
+
+def _blocked(observed: Observed, decision: engine.Decision) -> list[str]:
+    """The guard reasons that held the step back in this decision (for the guard-blocks metric)."""
+    reasons = {n.reason for n in decision.notices}
+    if "StepRefused" in reasons:
+        return (
+            [observed.refusal]
+            if observed.refusal
+            else [h.reason for h in (observed.verdict or Verdict("refused")).holds]
+        )
+    if "AwaitingApproval" in reasons and observed.verdict is not None:
+        return [h.reason for h in observed.verdict.holds]
+    return []
 
 
 def _pods(before: Mapping[str, str]) -> dict[str, str]:

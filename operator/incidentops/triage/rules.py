@@ -5,7 +5,7 @@ the alert and the category is a deliberate pairing; one that matches everything 
 A runbook a human (or a DetectionRule) named in spec.runbookRef is certain. The figures are
 simple on purpose, so that a responder can predict them from the runbook:
 - named in spec.runbookRef: 1.0;
-- alertnames matched: 0.6, else 0.3;
+- alertnames matched: 0.7, else 0.3;
 - each further criterion given (severities, categories, services, each required label): +0.1;
 - at most 0.95 without a human's word.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from incidentops.api.v1alpha1.runbook import RunbookMatch
 
 NAMED = 1.0
-BY_ALERTNAME = 0.6
+BY_ALERTNAME = 0.7
 BY_OTHER = 0.3
 PER_CRITERION = 0.1
 CEILING = 0.95
