@@ -155,7 +155,7 @@ OperatorFactory = Callable[..., OperatorProcess]
 
 @pytest.fixture
 def operator_factory(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[OperatorFactory]:
-    """`operator_factory(namespaces, env={...}, ready_timeout=60)` -> operator ready on /readyz.
+    """`operator_factory(namespaces, env={...}, ready_timeout=60, port=None)` -> operator ready on /readyz.
 
     The handle has `.url`, `.port`, `.process`, `.kill()`, `.stop()` and `.logs()`. Calling the
     factory again after `.kill()` starts a fresh process (e.g. to test recovery from status).
@@ -166,12 +166,14 @@ def operator_factory(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[Oper
         namespaces: Sequence[str],
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 60.0,
+        port: int | None = None,
     ) -> OperatorProcess:
         handle = OperatorProcess(
             kubeconfig=kube_cluster.kubeconfig,
             namespaces=namespaces,
             log_path=tmp_path / f"operator-{len(started)}.log",
             extra_env=env,
+            port=port,
         )
         started.append(handle)
         try:
