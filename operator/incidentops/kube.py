@@ -271,11 +271,13 @@ class KubeClient:
         )
         return items
 
-    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+    def delete_pod(self, namespace: str, name: str, uid: str, *, dry_run: bool = False) -> None:
         """Delete exactly that pod (a uid precondition: never a newer pod that took its name)."""
         import kubernetes.client  # noqa: PLC0415
 
-        body = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid))
+        body = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(uid=uid), dry_run=["All"] if dry_run else None
+        )
         self._call(self.core.delete_namespaced_pod, name, namespace, body=body)
 
     def nodes(self) -> builtins.list[Obj]:

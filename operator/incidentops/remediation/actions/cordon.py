@@ -47,6 +47,7 @@ class Cordon:
                     "TooFewSchedulable",
                     f"cordoning {target.name} would leave {len(left)} of {len(nodes)} nodes schedulable",
                 )
+        kube.patch_node(target.name, patch, dry_run=True)  # the apiserver's word that it would be accepted
         verb = "cordon" if self.unschedulable else "uncordon"
         diff = [f"spec.unschedulable: {str(currently).lower()} -> {str(self.unschedulable).lower()}"]
         return Plan(target, patch, diff, {"unschedulable": currently}, reason=f"{verb} {target.name}")

@@ -50,6 +50,8 @@ class DeletePod:
         if not chosen:
             return refused(target, "BlastRadius", why)
         pods = {p["metadata"]["name"]: p["metadata"]["uid"] for p in chosen}
+        for name, uid in pods.items():  # the apiserver's word that each delete would be accepted
+            kube.delete_pod(target.namespace, name, uid, dry_run=True)
         diff = [f"delete pod {name}" for name in sorted(pods)]
         before = {f"pod.{name}": uid for name, uid in pods.items()}
         return Plan(target, {"pods": pods}, diff, before, reason=f"{why}: {', '.join(sorted(pods))}")
