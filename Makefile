@@ -76,8 +76,8 @@ run: install ## run the operator locally on 127.0.0.1:8080, no webhook token unl
 	INCIDENTOPS_HTTP_HOST=$${INCIDENTOPS_HTTP_HOST:-127.0.0.1} \
 	$(PY) -m incidentops
 
-demo: install system-deps controlplane ## the whole loop on the embedded default, narrated (KEEP=1 leaves it up)
-	$(PY) -m localenv.demo $(if $(KEEP),--keep,)
+demo: install system-deps controlplane ## the whole loop, narrated (KEEP=1 leaves it up, AUTO=1 skips the approval)
+	$(PY) -m localenv.demo $(if $(KEEP),--keep,) $(if $(AUTO),--automatic,)
 
 bench: install system-deps controlplane ## the alert-storm benchmark against the local control plane
 	$(PY) bench/storm.py

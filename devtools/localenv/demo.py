@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import yaml
 from kubernetes import client as k8s
 
 from localenv import controlplane
@@ -27,7 +28,7 @@ from localenv.crds import install_crds
 from localenv.demo_workload import ERROR_RATIO, DemoWorkloadProcess, create_demo_deployment, error_ratio_rule
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.operator_process import OperatorProcess
-from localenv.procs import wait_until
+from localenv.procs import free_port, wait_until
 
 NAMESPACE = "incidentops-demo"
 SERVICE = "checkout"
@@ -51,12 +52,44 @@ def step(what: str, action: Callable[[], T]) -> T:
     return result
 
 
+def runbook_for(*, automatic: bool) -> dict[str, Any]:
+    """The demo's Runbook: runbooks/rollback-bad-release.yaml, pointed at the demo's alert and metric."""
+    return {
+        "apiVersion": "incidentops.dev/v1alpha1",
+        "kind": "Runbook",
+        "metadata": {"name": "rollback-bad-release"},
+        "spec": {
+            "description": "Roll back the release that preceded a rise in errors.",
+            "match": {"alertnames": [ALERT]},
+            "steps": [
+                {"name": "rollback", "action": "rollback", "target": {"name": SERVICE}, "onFailure": "escalate"},
+                {"name": "wait", "action": "wait-rollout", "target": {"name": SERVICE}, "timeout": "2m"},
+            ],
+            "verify": {"query": f"{ERROR_RATIO} > 0.2", "window": "3s", "timeout": "2m"},
+            "automatic": automatic,
+            "minConfidence": 0.7,
+        },
+    }
+
+
+def _section(text: str, header: str) -> list[str]:
+    """The lines of one section of `kubectl incident describe` (a header, then indented lines)."""
+    lines = text.splitlines()
+    if header not in lines:
+        return [text]
+    start = lines.index(header)
+    rest = lines[start + 1 :]
+    end = next((i for i, line in enumerate(rest) if line and not line.startswith(" ")), len(rest))
+    return [header, *rest[:end]]
+
+
 class Demo:
     """Everything the demo starts, so that it can be stopped (or left running) as one."""
 
-    def __init__(self, work: Path, keep: bool) -> None:
+    def __init__(self, work: Path, keep: bool, automatic: bool = False) -> None:
         self.work = work
         self.keep = keep
+        self.automatic = automatic
         self.token = secrets.token_urlsafe(16)
         self.kubeconfig = Path()
         self.api: k8s.ApiClient | None = None
@@ -96,17 +129,17 @@ class Demo:
         return items
 
     def run(self) -> None:
-        say("Step 1/8 — a real Kubernetes control plane, built from upstream sources (no Docker needed).")
+        say("Step 1/9 — a real Kubernetes control plane, built from upstream sources (no Docker needed).")
         note("The first run compiles kube-apiserver, etcd and kwok (about 7 minutes); later runs reuse the cache.")
         self.started_cluster = not controlplane.cluster_status().healthy
         self.kubeconfig = step("control plane ready", controlplane.use_or_start_cluster)
         self.api = api = controlplane.api_client(self.kubeconfig)
         note(self.kubectl("get", "nodes"))
 
-        say("Step 2/8 — installing the incidentops CRDs (Incident, DetectionRule, Runbook, EscalationPolicy).")
+        say("Step 2/9 — installing the incidentops CRDs (Incident, DetectionRule, Runbook, EscalationPolicy).")
         step("CRDs established", lambda: install_crds(api))
 
-        say(f"Step 3/8 — deploying the demo service '{SERVICE}' (image demo/checkout:v1) in namespace {NAMESPACE}.")
+        say(f"Step 3/9 — deploying the demo service '{SERVICE}' (image demo/checkout:v1) in namespace {NAMESPACE}.")
         step("fresh namespace", self._fresh_namespace)
         create_demo_deployment(api, NAMESPACE, SERVICE, image="demo/checkout:v1", replicas=2)
         self.workload = workload = DemoWorkloadProcess(
@@ -120,18 +153,23 @@ class Demo:
         step("its pods run on kwok's fake nodes, and a local process plays its traffic", self.workload.start)
         note(self.kubectl("get", "deployment,pods", "-n", NAMESPACE))
 
-        say("Step 4/8 — starting the incidentops operator (Kopf + webhook server).")
-        self.operator = OperatorProcess(
-            kubeconfig=self.kubeconfig,
-            namespaces=[NAMESPACE],
-            log_path=self.work / "operator.log",
-            extra_env={"INCIDENTOPS_WEBHOOK_TOKEN": self.token},
+        say("Step 4/9 — a Runbook for this service: roll a bad release back, wait, and prove it with Prometheus.")
+        runbook = runbook_for(automatic=self.automatic)
+        k8s.CustomObjectsApi(api).create_namespaced_custom_object(
+            "incidentops.dev", "v1alpha1", NAMESPACE, "runbooks", runbook
         )
-        step(f"operator ready on {self.operator.url}", self.operator.start)
+        note(yaml.safe_dump(runbook, sort_keys=False).rstrip())
+        if not self.automatic:
+            note(
+                "rollback is medium risk and the runbook is not automatic: a human approves it (make demo AUTO=1 skips)"
+            )
 
-        say("Step 5/8 — real Prometheus scrapes the service; real Alertmanager sends its webhook to the operator.")
+        say("Step 5/9 — real Prometheus scrapes the service; real Alertmanager will send its webhook to the operator.")
+        port = free_port()
         alertmanager = Alertmanager(
-            self.work / "alertmanager", webhook_url=f"{self.operator.url}/api/v1/alertmanager", bearer_token=self.token
+            self.work / "alertmanager",
+            webhook_url=f"http://127.0.0.1:{port}/api/v1/alertmanager",
+            bearer_token=self.token,
         )
         self.servers.append(step("Alertmanager started", alertmanager.start))
         prometheus = Prometheus(
@@ -146,9 +184,26 @@ class Demo:
         step("Prometheus sees the service up", lambda: prometheus.wait_for_value(up, lambda v: v == 1.0, 60.0))
         step("Prometheus has an error ratio", lambda: prometheus.wait_for_value(ERROR_RATIO, lambda v: True, 30.0))
         note(f"healthy: error ratio {self._error_ratio(prometheus)}")
-        note(f"$ kubectl get incidents -n {NAMESPACE}\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
 
-        say("Step 6/8 — a bad release: the Deployment's image becomes demo/checkout:bad.")
+        say("Step 6/9 — starting the incidentops operator (Kopf, webhook server, remediation).")
+        env = {
+            "INCIDENTOPS_WEBHOOK_TOKEN": self.token,
+            "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
+            "INCIDENTOPS_REMEDIATION_POLL": "1s",
+        }
+        if self.automatic:
+            env["INCIDENTOPS_RISK_CEILING"] = "medium"
+        self.operator = OperatorProcess(
+            kubeconfig=self.kubeconfig,
+            namespaces=[NAMESPACE],
+            log_path=self.work / "operator.log",
+            extra_env=env,
+            port=port,
+        )
+        step(f"operator ready on {self.operator.url}", self.operator.start)
+        note(f"$ kubectl get runbooks -n {NAMESPACE}\n{self.kubectl('get', 'runbooks', '-n', NAMESPACE)}")
+
+        say("Step 7/9 — a bad release: the Deployment's image becomes demo/checkout:bad.")
         workload.set_image("bad")
         step(
             "Prometheus' rule CheckoutHighErrorRatio is firing",
@@ -160,20 +215,35 @@ class Demo:
             lambda: wait_until(self.incidents, timeout=90, what="the incident"),
         )
         name = incident["metadata"]["name"]
-        note(f"$ kubectl get incidents -n {NAMESPACE}\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
-
-        say("Step 7/8 — the on-call engineer acknowledges it with the kubectl plugin.")
         note(f"$ kubectl incident ack {name} -n {NAMESPACE} --by alice")
         note(self.plugin("ack", name, "-n", NAMESPACE, "--by", "alice"))
-        step(
-            "the operator recorded the acknowledgement",
-            lambda: wait_until(lambda: self._state(name) == "Acknowledged", timeout=30, what="Acknowledged"),
-        )
 
-        say("Step 8/8 — rolling the release back to demo/checkout:v1.")
-        workload.set_image("v1")
+        if self.automatic:
+            say("Step 8/9 — the runbook is automatic and every guard passes: the operator rolls back on its own.")
+        else:
+            say("Step 8/9 — the operator chose the runbook, dry-ran the rollback, and waits for a human.")
+            step(
+                "the rollback step awaits approval",
+                lambda: wait_until(lambda: self._phase(name) == "AwaitingApproval", timeout=60, what="approval"),
+            )
+            note(f"$ kubectl get incidents -n {NAMESPACE}\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
+            note(f"$ kubectl incident describe {name} -n {NAMESPACE}   (the remediation part: what would change)")
+            described = self.plugin("describe", name, "-n", NAMESPACE)
+            note("\n".join(_section(described, "Remediation:")))
+            note("alice reads the diff: the image goes back to v1. She approves.")
+            note(f"$ kubectl incident approve {name} -n {NAMESPACE} --by alice")
+            note(self.plugin("approve", name, "-n", NAMESPACE, "--by", "alice"))
         step(
-            "the alert resolved, Alertmanager said so, and the Incident resolved itself",
+            "rolled back and rolled out; Prometheus shows the error ratio cleared for the verify window",
+            lambda: wait_until(lambda: self._phase(name) == "Verified", timeout=150, what="Verified"),
+        )
+        note(f"error ratio now {self._error_ratio(prometheus)}; image {self._image()}")
+        note(f"$ kubectl describe deployment {SERVICE} -n {NAMESPACE}   (its Events)")
+        note(self._deployment_events())
+
+        say("Step 9/9 — the alert clears, Alertmanager says so, and the Incident resolves itself.")
+        step(
+            "Resolved",
             lambda: wait_until(lambda: self._state(name) == "Resolved", timeout=120, what="Resolved"),
         )
         note(self.kubectl("get", "incidents", "-n", NAMESPACE))
@@ -183,9 +253,31 @@ class Demo:
         metrics = final.get("metrics", {})
         note(
             f"time to acknowledge: {metrics.get('timeToAcknowledgeSeconds')}s, "
+            f"time to mitigate: {metrics.get('timeToMitigateSeconds')}s, "
             f"time to resolve: {metrics.get('timeToResolveSeconds')}s, alerts: {final['alerts']['count']}"
         )
-        say("Done: one bad release, one Incident, acknowledged and resolved, with its timeline and Events.")
+        note(f"$ kubectl get runbooks -n {NAMESPACE}\n{self.kubectl('get', 'runbooks', '-n', NAMESPACE)}")
+        how = "automatically" if self.automatic else "after alice approved it"
+        say(f"Done: one bad release, one Incident, rolled back {how}, verified on Prometheus, and resolved.")
+
+    def _phase(self, name: str) -> str | None:
+        found = [i for i in self.incidents() if i["metadata"]["name"] == name]
+        return ((found[0].get("status") or {}).get("remediation") or {}).get("phase") if found else None
+
+    def _image(self) -> str:
+        live = k8s.AppsV1Api(self.api).api_client.sanitize_for_serialization(
+            k8s.AppsV1Api(self.api).read_namespaced_deployment(SERVICE, NAMESPACE)
+        )
+        return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    def _deployment_events(self) -> str:
+        events = k8s.CoreV1Api(self.api).list_namespaced_event(NAMESPACE).items
+        lines = [
+            f"{e.reason}: {e.message}"
+            for e in events
+            if e.involved_object.kind == "Deployment" and (e.reason or "").startswith("Incidentops")
+        ]
+        return "\n".join(lines) or "(no events)"
 
     def _error_ratio(self, prometheus: Prometheus) -> str:
         value = prometheus.query_value(ERROR_RATIO)
@@ -256,11 +348,11 @@ class Demo:
 
 
 @contextlib.contextmanager
-def _demo(keep: bool) -> Iterator[Demo]:
+def _demo(keep: bool, automatic: bool) -> Iterator[Demo]:
     work = controlplane.repo_root() / ".dev" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    demo = Demo(work, keep)
+    demo = Demo(work, keep, automatic)
     try:
         yield demo
     finally:
@@ -270,9 +362,10 @@ def _demo(keep: bool) -> Iterator[Demo]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave everything running afterwards")
+    parser.add_argument("--automatic", action="store_true", help="an automatic runbook: no human approval")
     args = parser.parse_args(argv)
     try:
-        with _demo(args.keep) as demo:
+        with _demo(args.keep, args.automatic) as demo:
             demo.run()
     except Exception as error:  # the demo explains itself rather than dumping a traceback
         print(f"\nThe demo failed: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ import sys
 
 from incidentops import config as config_module
 from incidentops import logs
+from incidentops.handlers import readiness
 from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
 from incidentops.handlers.operator import run_operator
@@ -43,6 +44,7 @@ async def run(config: config_module.Config) -> None:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
     if deps.responder is not None:
         background.append(asyncio.create_task(start_responder(deps.responder, kopf_ready)))
+    background.append(asyncio.create_task(readiness.recheck_forever(deps, kopf_ready)))
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
     try:
         runner = await serve(app, config.http_host, config.http_port)

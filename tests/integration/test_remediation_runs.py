@@ -337,3 +337,24 @@ def test_two_operator_processes_act_on_each_step_once(
         line for op in (first, second) for line in op.logs().splitlines() if "step restart (restart) started" in line
     ]
     assert len(acted) == len(names), acted  # each start logged by exactly one of the two
+
+
+def test_runbooks_carry_no_finalizer_and_go_when_deleted_with_the_operator_down(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Callable[..., OperatorProcess]
+) -> None:
+    """An uninstalled or crashed operator must never leave Runbooks (and their namespace) stuck deleting."""
+    apply_runbook(kube_cluster, namespace, "scale-api", {"steps": [SCALE_STEP]})
+    operator = operator_factory([namespace], FAST)
+    ready = wait_until(
+        lambda: rb if (rb := runbook_of(kube_cluster, namespace, "scale-api")).get("status") else None,
+        timeout=30,
+        what="the runbook validated",
+    )
+    assert not ready["metadata"].get("finalizers")
+    operator.kill()
+    custom(kube_cluster).delete_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks", "scale-api")
+    names = [
+        rb["metadata"]["name"]
+        for rb in custom(kube_cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks")["items"]
+    ]
+    assert names == []

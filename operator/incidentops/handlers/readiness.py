@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import kopf
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, KIND_BY_NAME, RUNBOOK, Kind
 from incidentops.handlers.deps import Deps
-from incidentops.kube import NotFound
+from incidentops.kube import KubeError, NotFound
 from incidentops.readiness.checks import (
     Lookup,
     Verdict,
@@ -55,88 +57,112 @@ def _invalid(error: ValidationError) -> Verdict:
     return Verdict(False, "InvalidSpec", f"{where}: {first['msg']}")
 
 
-def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
-    """Validation on create, update, resume and every RECHECK_SECONDS (references can appear later)."""
-    lookup = ClusterLookup(deps)
-    checkers: list[tuple[Kind, type[BaseModel], Checker]] = [
-        (DETECTION_RULE, DETECTION_RULE.spec_model, check_detection_rule),
-        (RUNBOOK, RUNBOOK.spec_model, check_runbook),
-        (ESCALATION_POLICY, ESCALATION_POLICY.spec_model, check_escalation_policy),
-    ]
-    for kind, model, checker in checkers:
-        _register_kind(registry, deps, lookup, kind, model, checker)
+CHECKED: list[tuple[Kind, Checker]] = [
+    (DETECTION_RULE, check_detection_rule),
+    (RUNBOOK, check_runbook),
+    (ESCALATION_POLICY, check_escalation_policy),
+]
 
 
-def _register_kind(
-    registry: kopf.OperatorRegistry,
-    deps: Deps,
-    lookup: Lookup,
-    kind: Kind,
-    model: type[BaseModel],
-    checker: Checker,
-) -> None:
-    async def validate(
-        *,
-        spec: kopf.Spec,
-        status: kopf.Status,
-        meta: kopf.Meta,
-        namespace: str | None,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        **_: Any,
-    ) -> None:
-        try:
-            verdict = await checker(model.model_validate(dict(spec)), namespace or "", lookup)
-        except ValidationError as error:
-            verdict = _invalid(error)
-        now = deps.clock()
-        conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
-        before = find_condition(conditions, "Ready")
-        updated = set_condition(
-            conditions,
-            "Ready",
-            "True" if verdict.ready else "False",
-            verdict.reason,
+async def evaluate(
+    kind: Kind, checker: Checker, lookup: Lookup, obj: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any] | None, tuple[str, str, str] | None]:
+    """The status fields to write (None: nothing changed) and the Event to post (type, reason, message)."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    try:
+        verdict = await checker(kind.spec_model.model_validate(dict(spec)), meta.get("namespace") or "", lookup)
+    except ValidationError as error:
+        verdict = _invalid(error)
+    conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
+    before = find_condition(conditions, "Ready")
+    updated = set_condition(
+        conditions,
+        "Ready",
+        "True" if verdict.ready else "False",
+        verdict.reason,
+        verdict.message,
+        now=now,
+        generation=meta.get("generation"),
+    )
+    wire = [c.wire() for c in updated]
+    extra: dict[str, Any] = {}
+    if kind is ESCALATION_POLICY:
+        extra = {"levelCount": len(spec.get("levels", [])), "messages": verdict.problems}
+    if (
+        wire == status.get("conditions")
+        and all(status.get(k) == v for k, v in extra.items())
+        and (status.get("observedGeneration") == meta.get("generation"))
+    ):
+        return None, None
+    patch = {"conditions": wire, "observedGeneration": meta.get("generation"), **extra}
+    after = find_condition(updated, "Ready")
+    event = None
+    if after and (before is None or (before.status, before.reason) != (after.status, after.reason)):
+        event = (
+            "Normal" if verdict.ready else "Warning",
+            "Ready" if verdict.ready else verdict.reason,
             verdict.message,
-            now=now,
-            generation=meta.get("generation"),
         )
-        wire = [c.wire() for c in updated]
-        extra: dict[str, Any] = {}
-        if kind is ESCALATION_POLICY:
-            extra = {"levelCount": len(spec.get("levels", [])), "messages": verdict.problems}
-        if (
-            wire == status.get("conditions")
-            and all(status.get(k) == v for k, v in extra.items())
-            and (status.get("observedGeneration") == meta.get("generation"))
-        ):
-            return
-        patch.status["conditions"] = wire
-        patch.status["observedGeneration"] = meta.get("generation")
-        for key, value in extra.items():
+    return patch, event
+
+
+def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
+    """Validation on create, update and resume; `recheck_forever` re-validates (references can appear later)."""
+    lookup = ClusterLookup(deps)
+    for kind, checker in CHECKED:
+        _register_kind(registry, deps, lookup, kind, checker)
+
+
+def _register_kind(registry: kopf.OperatorRegistry, deps: Deps, lookup: Lookup, kind: Kind, checker: Checker) -> None:
+    async def validate(*, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        changes, event = await evaluate(kind, checker, lookup, body, deps.clock())
+        for key, value in (changes or {}).items():
             patch.status[key] = value
-        after = find_condition(updated, "Ready")
-        if after and (before is None or (before.status, before.reason) != (after.status, after.reason)):
-            event_type = "Normal" if verdict.ready else "Warning"
-            kopf.event(
-                body,
-                type=event_type,
-                reason="Ready" if verdict.ready else verdict.reason,
-                message=verdict.message,
-            )
+        if event is not None:
+            kopf.event(body, type=event[0], reason=event[1], message=event[2])
 
     for decorator in (
         kopf.on.create(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
         kopf.on.update(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
         kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry, id=f"validate-{kind.singular}"),
-        kopf.timer(
-            GROUP,
-            VERSION,
-            kind.plural,
-            registry=registry,
-            id=f"recheck-{kind.singular}",
-            interval=RECHECK_SECONDS,
-            idle=RECHECK_SECONDS,
-        ),
     ):
         decorator(validate)
+
+
+async def recheck_forever(deps: Deps, ready: asyncio.Event) -> None:
+    """Every RECHECK_SECONDS, validate every object again: a referenced Secret or Runbook may appear later.
+
+    Not a Kopf timer: Kopf puts a finalizer on every object a timer runs for, and an object with
+    a finalizer cannot be deleted while the operator is down or uninstalled (its namespace hangs
+    in Terminating). A plain loop over a LIST needs none.
+    """
+    await ready.wait()
+    lookup = ClusterLookup(deps)
+    namespaces: list[str | None] = list(deps.config.namespaces) or [None]
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        for kind, checker in CHECKED:
+            for namespace in namespaces:
+                try:
+                    for obj in await deps.kube.list(kind, namespace):
+                        await _recheck(deps, lookup, kind, checker, obj)
+                except KubeError as error:
+                    log.warning("could not re-validate %s: %s", kind.plural, error)
+
+
+async def _recheck(deps: Deps, lookup: Lookup, kind: Kind, checker: Checker, obj: dict[str, Any]) -> None:
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    changes, event = await evaluate(kind, checker, lookup, obj, deps.clock())
+    meta = obj["metadata"]
+    if changes:
+        await deps.kube.run(
+            deps.kube.client.patch_status,
+            kind,
+            meta["namespace"],
+            meta["name"],
+            {"status": changes},
+            meta.get("resourceVersion"),
+        )
+    if event is not None:
+        await deps.kube.post_event(obj, event[1], event[2], type_=event[0])

@@ -594,7 +594,7 @@ class Responder:
             ended = remediation.model_copy(
                 update={"verification": turn.progress, "verified": True, "phase": "Verified", "reason": turn.message}
             )
-            return await self._finish(obj, status, ended, [Notice("RemediationVerified", turn.message)], now)
+            return await self._finish(obj, status, ended, [], now)
         undo = spec_v.on_failure == "undo" and engine.undoable(remediation) is not None
         ended = remediation.model_copy(
             update={
