@@ -175,7 +175,9 @@ class Demo:
         prometheus = Prometheus(
             self.work / "prometheus",
             scrape_targets=[workload.target],
-            rules=error_ratio_rule(ALERT, SERVICE, namespace=NAMESPACE, for_="3s"),
+            # keep_firing_for: the alert outlasts a recovery by 15s (against flapping), so the Incident is
+            # seen in Monitoring, verified, before the alert resolves it.
+            rules=error_ratio_rule(ALERT, SERVICE, namespace=NAMESPACE, for_="3s", keep_firing_for="15s"),
             alertmanager_url=alertmanager.url,
         )
         self.servers.append(step("Prometheus started", prometheus.start))
@@ -237,6 +239,7 @@ class Demo:
             "rolled back and rolled out; Prometheus shows the error ratio cleared for the verify window",
             lambda: wait_until(lambda: self._phase(name) == "Verified", timeout=150, what="Verified"),
         )
+        note(f"$ kubectl get incidents -n {NAMESPACE}\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
         note(f"error ratio now {self._error_ratio(prometheus)}; image {self._image()}")
         note(f"$ kubectl describe deployment {SERVICE} -n {NAMESPACE}   (its Events)")
         note(self._deployment_events())

@@ -354,7 +354,13 @@ ERROR_RATIO = 'sum(rate(demo_http_requests_total{code=~"5.."}[10s])) / sum(rate(
 
 
 def error_ratio_rule(
-    alert: str, service: str, *, namespace: str | None = None, threshold: float = 0.2, for_: str = "2s"
+    alert: str,
+    service: str,
+    *,
+    namespace: str | None = None,
+    threshold: float = 0.2,
+    for_: str = "2s",
+    keep_firing_for: str | None = None,
 ) -> str:
     """A Prometheus rule file firing `alert` while the demo workload's 5xx ratio is above `threshold`."""
     labels = {"severity": "critical", "service": service, **({"namespace": namespace} if namespace else {})}
@@ -365,4 +371,6 @@ def error_ratio_rule(
         "labels": labels,
         "annotations": {"summary": f"{service} error ratio is {{{{ $value | humanizePercentage }}}}"},
     }
+    if keep_firing_for:
+        rule["keep_firing_for"] = keep_firing_for
     return yaml.safe_dump({"groups": [{"name": service, "rules": [rule]}]}, sort_keys=False)
