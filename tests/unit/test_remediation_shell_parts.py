@@ -124,8 +124,16 @@ def test_the_ledger_keeps_other_incidents_changing_steps_across_status_updates()
     assert ledger.history(excluding="uid-1") == []  # its own run never holds its later steps back
     [run] = ledger.history(excluding="uid-2")
     assert (run.runbook, run.target, run.at, run.automatic) == ("restart", "a", T0, True)
-    ledger.record("uid-3", PastRun("scale", "b", s(5), True))  # recorded before the watch brings it back
+    ledger.record("uid-3", PastRun("scale", "b", s(5.0004567), True))  # recorded before the watch brings it back
     ledger.observe("uid-3", {})
+    back = {
+        "remediation": {
+            "runbook": "scale",
+            "steps": [{"action": "scale", "startedAt": "2026-11-23T03:00:05.000Z", "target": "b", "automatic": True}],
+        }
+    }
+    ledger.observe("uid-3", back)  # the same run, as status writes it (milliseconds): counted once
+    assert len(ledger.history(excluding="uid-2")) == 2
     assert {r.target for r in ledger.history(excluding="uid-2")} == {"a", "b"}
     ledger.forget("uid-1")
     assert [r.target for r in ledger.history(excluding="x")] == ["b"]

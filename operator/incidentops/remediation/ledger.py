@@ -8,6 +8,7 @@ before the watch brings it back, so two incidents deciding one after the other s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,8 @@ class Ledger:
             self._runs[uid] = sorted(set(runs) | set(self._runs.get(uid, [])), key=lambda r: r.at)
 
     def record(self, uid: str, run: PastRun) -> None:
+        # Status keeps milliseconds: the same run, back from the watch, must compare equal.
+        run = replace(run, at=run.at.replace(microsecond=run.at.microsecond // 1000 * 1000))
         self._runs.setdefault(uid, [])
         if run not in self._runs[uid]:
             self._runs[uid].append(run)

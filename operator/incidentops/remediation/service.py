@@ -113,6 +113,7 @@ class Responder:
         self.in_doubt_after = timedelta(seconds=config.seconds("in_doubt_after"))
         self._starting = asyncio.Lock()  # guard verdicts and the writes they lead to: an exact storm budget
         self._task: asyncio.Task[None] | None = None
+        self._posting: set[asyncio.Task[None]] = set()
 
     # -- feeding ---------------------------------------------------------------------------------
 
@@ -195,10 +196,14 @@ class Responder:
         meta = obj["metadata"]
         for notice in notices:
             log.info("incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
-            await self.kube.post_event(
-                written, notice.reason, notice.message, type_="Warning" if notice.warning else "Normal"
-            )
+            self._tell(written, notice.reason, notice.message, warning=notice.warning)
         return written
+
+    def _tell(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
+        """Post an Event without waiting for it: Events are for humans and must never slow a response down."""
+        task = asyncio.create_task(self.kube.post_event(obj, reason, message, type_="Warning" if warning else "Normal"))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
 
     async def _runbook(self, namespace: str, name: str | None) -> RunbookSpec | None:
         if name is None:
@@ -400,7 +405,9 @@ class Responder:
             except NotFound as error:
                 return Observed(happened=False, error=f"{target} is gone: {error}", target=str(target))
             return Observed(happened=happened, target=str(target))
-        context = self._context(obj, spec, status, now)
+        # A stable time for the dry run (a restart's restartedAt shows it): the same plan, the same diff,
+        # so a step waiting for approval is not rewritten on every look.
+        context = self._context(obj, spec, status, (status.remediation or RemediationStatus()).chosen_at or now)
         try:
             plan = await self.kube.run(module.plan, client, target, self._params(step), "dry-run", context)
         except NotFound:
@@ -564,7 +571,7 @@ class Responder:
             detail = f" from revision {before.get('revision')} to revision {before.get('toRevision')}"
         incident_name = f"{meta['namespace']}/{meta['name']}"
         message = f"incidentops {step.action}{detail} for incident {incident_name} (step {step.name}): {what}"
-        await self.kube.post_event(obj, f"Incidentops{str(step.action).title().replace('-', '')}", message)
+        self._tell(obj, f"Incidentops{str(step.action).title().replace('-', '')}", message)
 
     # -- after the steps -------------------------------------------------------------------------
 
