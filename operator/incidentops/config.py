@@ -86,7 +86,7 @@ class Config(BaseModel):
     storm_window: str = "10m"
     remediation_poll: str = Field(default="5s", description="How often running probes and verifications look again.")
     in_doubt_after: str = Field(
-        default="10s", description="How long a recorded step may go without its effect before it is retried."
+        default="45s", description="How long a recorded step may go without its effect before it is retried."
     )
     rollback_lookback: str = Field(default="24h", description="How far before an alert a rollback looks for a change.")
     prometheus_url: str = Field(default="", description="Prometheus for verify queries and promql-check steps.")

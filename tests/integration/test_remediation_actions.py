@@ -53,7 +53,7 @@ def test_scale_plans_by_dry_run_applies_once_and_undoes(kube_cluster: KubeCluste
     create_demo_deployment(kube_cluster.api, namespace, "api", replicas=2)
     target = Target(namespace, "api")
     plan = REGISTRY[Action.SCALE].plan(kube, target, {"replicas": 3}, "uid-scale-0", CONTEXT)
-    assert plan.refusal is None and plan.diff == ["spec.replicas: 2 -> 3"] and plan.before == {"replicas": 2}
+    assert plan.refusal is None and plan.diff == ["spec.replicas: 2 -> 3"] and plan.before["replicas"] == 2
     assert kube.deployment(namespace, "api")["spec"]["replicas"] == 2  # the dry run changed nothing
     assert not happened(kube, Action.SCALE, plan, "uid-scale-0")
     apply(kube, Action.SCALE, plan)
@@ -63,6 +63,13 @@ def test_scale_plans_by_dry_run_applies_once_and_undoes(kube_cluster: KubeCluste
     assert undo.diff == ["spec.replicas: 3 -> 2"]
     apply(kube, Action.SCALE, undo)
     assert kube.deployment(namespace, "api")["spec"]["replicas"] == 2
+    again = REGISTRY[Action.SCALE].undo(kube, target, plan.before, "uid-scale-0-undo", CONTEXT)
+    assert again.nothing_to_do and "already back" in again.reason  # an undo repeated after a crash: a no-op
+    apply(kube, Action.SCALE, plan)
+    kube.patch_deployment(namespace, "api", {"spec": {"replicas": 7}})  # a responder scaled it meanwhile
+    kept = REGISTRY[Action.SCALE].undo(kube, target, plan.before, "uid-scale-0-undo", CONTEXT)
+    assert kept.refusal == "ChangedSince"  # their choice stands
+    assert plan.before == {"replicas": 2, "set": 3}
 
 
 def test_scale_refuses_what_an_autoscaler_owns_or_a_target_opted_out(kube_cluster: KubeCluster, namespace: str) -> None:

@@ -151,7 +151,7 @@ def test_nothing_runs_before_an_approval_and_it_runs_once_after(
     live = deployment(kube_cluster, namespace, "api")
     assert live["spec"]["replicas"] == 4 and live["metadata"]["generation"] == generation + 1  # exactly one change
     [step] = done["status"]["remediation"]["steps"]
-    assert (step["state"], step["approvedBy"], step["before"]) == ("Succeeded", "alice", {"replicas": "2"})
+    assert (step["state"], step["approvedBy"], step["before"]) == ("Succeeded", "alice", {"replicas": "2", "set": "4"})
     status = done["status"]
     assert status["state"] == "Monitoring" and status["mitigatedAt"]
     assert {"RunbookChosen", "AwaitingApproval", "StepStarted", "StepSucceeded", "Mitigating"} <= {

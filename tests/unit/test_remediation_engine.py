@@ -76,7 +76,7 @@ def test_an_intent_recorded_but_never_applied_is_applied_with_the_same_key() -> 
     """kill -9 between the status write and the action: after restart, check, then act once."""
     rb = runbook({"name": "restart", "action": "restart"})
     running = decide("uid", rb, start("rb", rb, ""), {}, Observed(verdict=AUTO, diff=["x"]), T0).status
-    later = T0 + timedelta(seconds=15)
+    later = T0 + timedelta(seconds=60)  # past IN_DOUBT_AFTER
     in_doubt = decide("uid", rb, running, {}, None, later)
     assert in_doubt.needs == "restart" and in_doubt.effects == []  # first: did it happen?
     acting_elsewhere = decide("uid", rb, running, {}, Observed(happened=False), T0 + timedelta(seconds=5))

@@ -61,6 +61,9 @@ def test_the_storm_budget_leaves_the_rest_to_humans() -> None:
     storm = [PastRun(f"rb{i}", f"ns{i}/Deployment/d", NOW - timedelta(minutes=1), automatic=True) for i in range(3)]
     assert reasons(replace(BASE, history=storm)) == ("approval", ["StormBudgetSpent"])
     assert reasons(replace(BASE, history=storm[:2])) == ("automatic", [])
+    # runs, not steps: one incident's three steps are one run of the budget
+    steps = [PastRun("rb", f"ns/Deployment/d{i}", NOW - timedelta(minutes=1), True, incident="uid-1") for i in range(3)]
+    assert reasons(replace(BASE, history=steps)) == ("automatic", [])
 
 
 def test_refusals_hold_whatever_is_approved() -> None:

@@ -56,13 +56,13 @@ def test_verification_needs_a_whole_clear_window_within_the_timeout() -> None:
     assert step.outcome == "verified" and step.progress.finished_at == s(55)
 
 
-def test_prometheus_down_never_counts_as_clear_and_fails_at_the_timeout() -> None:
+def test_prometheus_down_never_counts_as_clear() -> None:
     spec = Verification(query="x > 0", window="10s", timeout="1m")
     step = turn(spec, begin(T0), CLEAR, s(1))
     step = turn(spec, step.progress, DOWN, s(8))
     assert step.progress.clear_since is None and "query failed" in (step.progress.last_result or "")
     step = turn(spec, step.progress, DOWN, s(60))
-    assert step.outcome == "failed" and "did not answer" in step.message
+    assert step.outcome == "unavailable" and "did not answer" in step.message
     assert next_check(spec, begin(T0), 5) == s(5)
 
 
@@ -124,7 +124,9 @@ def test_the_ledger_keeps_other_incidents_changing_steps_across_status_updates()
     assert ledger.history(excluding="uid-1") == []  # its own run never holds its later steps back
     [run] = ledger.history(excluding="uid-2")
     assert (run.runbook, run.target, run.at, run.automatic) == ("restart", "a", T0, True)
-    ledger.record("uid-3", PastRun("scale", "b", s(5.0004567), True))  # recorded before the watch brings it back
+    ledger.record(
+        "uid-3", PastRun("scale", "b", s(5.0004567), True, "uid-3")
+    )  # recorded before the watch brings it back
     ledger.observe("uid-3", {})
     back = {
         "remediation": {
@@ -135,8 +137,9 @@ def test_the_ledger_keeps_other_incidents_changing_steps_across_status_updates()
     ledger.observe("uid-3", back)  # the same run, as status writes it (milliseconds): counted once
     assert len(ledger.history(excluding="uid-2")) == 2
     assert {r.target for r in ledger.history(excluding="uid-2")} == {"a", "b"}
-    ledger.forget("uid-1")
-    assert [r.target for r in ledger.history(excluding="x")] == ["b"]
+    ledger.forget("uid-1")  # a deleted Incident's runs still count: deleting must not reset a guard
+    assert [r.target for r in ledger.history(excluding="x")] == ["a", "b"]
+    assert ledger.history(excluding="x", now=T0 + timedelta(days=2)) == []  # until they age out
 
 
 def test_high_risk_approvals_count_only_from_named_approvers() -> None:
@@ -212,3 +215,31 @@ def test_notify_fills_in_the_incident_and_nothing_else() -> None:
     context = Context(incident="shop/inc-1", facts={"service": "checkout"})
     plan = notify.plan(None, STEP, {"message": "$service is being fixed for $incident (${unknown})"}, "k", context)  # type: ignore[arg-type]
     assert notify.apply(None, plan) == "checkout is being fixed for shop/inc-1 (${unknown})"  # type: ignore[arg-type]
+
+
+def test_prometheus_down_at_the_timeout_is_unverified_not_failed() -> None:
+    """An unanswered query proves nothing either way: keep the fix, page a human, do not undo."""
+    spec = Verification(query="x > 0", window="10s", timeout="30s")
+    step = turn(spec, begin(T0), FIRING, s(5))
+    step = turn(spec, step.progress, DOWN, s(30))
+    assert step.outcome == "unavailable" and "could not verify" in step.message
+    step = turn(spec, begin(T0), FIRING, s(30))
+    assert step.outcome == "failed"
+
+
+def test_approvals_count_for_the_run_they_were_given_in() -> None:
+    steps = [{"name": "rollback", "action": "rollback", "target": {"kind": "Deployment", "name": "a"}}]
+    runbook = RunbookSpec.model_validate({"steps": steps})
+    old = Approval(step="rollback", by="alice", at=s(-60))
+    fresh = Approval(step="rollback", by="bob", at=s(5))
+    assert accepted_approvals(runbook, [old], since=T0) == {}
+    assert accepted_approvals(runbook, [old, fresh], since=T0) == {"rollback": "bob"}
+
+
+def test_network_partitions_are_named_or_labelled_not_guessed() -> None:
+    from incidentops.remediation.guards import network_partition  # noqa: PLC0415
+
+    assert network_partition({"NetworkPartition"}, [])
+    assert network_partition({"ZoneNetworkPartitionDetected"}, [])
+    assert network_partition({"Anything"}, [{"network-partition": "true"}])
+    assert not network_partition({"KafkaOfflinePartitions"}, [{"partition": "3"}])

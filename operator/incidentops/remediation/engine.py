@@ -20,10 +20,11 @@ from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.remediation.guards import Verdict
 
 PROBES = frozenset({Action.WAIT_ROLLOUT, Action.PROMQL_CHECK})
+UNDOABLE = frozenset({Action.SCALE, Action.ROLLBACK, Action.CORDON})
 DONE = frozenset({StepState.SUCCEEDED, StepState.SKIPPED})
 # A Running step whose effect is not in the cluster yet is in doubt only after this long: until
 # then the process (or replica) that recorded it may still be acting on it.
-IN_DOUBT_AFTER = timedelta(seconds=10)
+IN_DOUBT_AFTER = timedelta(seconds=45)  # longer than any single apiserver call may take (30 s)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ def _fail_run(decision: Decision, runbook: RunbookSpec, failed: RunbookStep, uid
 
 def undoable(status: RemediationStatus) -> int | None:
     """The index of the last succeeded step whose change can be undone, or None when none is left."""
-    from incidentops.remediation.actions import UNDOABLE  # noqa: PLC0415 - the registry imports the kube client
-
     for index in range(len(status.steps) - 1, -1, -1):
         step = status.steps[index]
         if step.state == StepState.SUCCEEDED and step.before and Action(step.action) in UNDOABLE:

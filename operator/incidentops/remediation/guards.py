@@ -11,7 +11,7 @@ Each guard that holds a step back says why, with a stable reason for status, Eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -35,6 +35,7 @@ class PastRun:
     target: str
     at: datetime
     automatic: bool
+    incident: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,29 @@ def _approvals(p: Proposal) -> list[Hold]:
                 f"{p.target} was acted on at {max(r.at for r in recent):%H:%M:%S}; cooldown until {until:%H:%M:%S}",
             )
         )
-    hourly = [r for r in p.history if r.runbook == p.runbook_name and p.now - r.at < timedelta(hours=1)]
-    if len(hourly) >= runbook.safety.max_executions_per_hour:
-        holds.append(Hold("RateLimited", f"{len(hourly)} runs in the last hour (maxExecutionsPerHour)"))
-    storm = [r for r in p.history if r.automatic and p.now - r.at < p.storm_window]
-    if len(storm) >= p.storm_budget:
-        holds.append(Hold("StormBudgetSpent", f"{len(storm)} automatic actions in {p.storm_window}: humans decide"))
+    # Runs, not steps: a run is one incident's, however many steps it has (an unnamed one counts alone).
+    hourly = _runs(r for r in p.history if r.runbook == p.runbook_name and p.now - r.at < timedelta(hours=1))
+    if hourly >= runbook.safety.max_executions_per_hour:
+        holds.append(Hold("RateLimited", f"{hourly} runs in the last hour (maxExecutionsPerHour)"))
+    storm = _runs(r for r in p.history if r.automatic and p.now - r.at < p.storm_window)
+    if storm >= p.storm_budget:
+        holds.append(Hold("StormBudgetSpent", f"{storm} automatic runs in {p.storm_window}: humans decide"))
     return holds
+
+
+def _runs(history: Iterable[PastRun]) -> int:
+    return len({r.incident or f"{r.target}@{r.at.isoformat()}" for r in history})
+
+
+def network_partition(alertnames: Iterable[str], label_sets: Iterable[Mapping[str, str]]) -> bool:
+    """An alert about a network partition (by name, or a network-partition label set to true): humans first."""
+    if any("networkpartition" in name.lower().replace("_", "").replace("-", "") for name in alertnames):
+        return True
+    return any(
+        str(labels.get(key, "")).lower() == "true"
+        for labels in label_sets
+        for key in (NETWORK_PARTITION_LABEL, NETWORK_PARTITION_LABEL.replace("-", "_"))
+    )
 
 
 def decide(proposal: Proposal) -> Verdict:
@@ -129,12 +146,17 @@ def decide(proposal: Proposal) -> Verdict:
     return Verdict("approval" if holds else "automatic", holds)
 
 
-def accepted_approvals(runbook: RunbookSpec, approvals: Iterable[Approval]) -> dict[str, str]:
-    """Step name → who approved it; for a high-risk runbook only approvals by its named approvers count."""
+def accepted_approvals(
+    runbook: RunbookSpec, approvals: Iterable[Approval], since: datetime | None = None
+) -> dict[str, str]:
+    """Step name → who approved it, for this run only (approvals written before the runbook was chosen
+    were for another run); for a high-risk runbook only approvals by its named approvers count."""
     high = runbook.effective_risk() == "high"
     accepted: dict[str, str] = {}
     for approval in approvals:
         if high and approval.by not in runbook.approvers:
+            continue
+        if since is not None and approval.at is not None and approval.at < since.replace(microsecond=0):
             continue
         accepted.setdefault(approval.step, approval.by)
     return accepted

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from incidentops.api.v1alpha1.runbook import Action
@@ -17,7 +17,7 @@ from incidentops.remediation.guards import PastRun
 from incidentops.remediation.targets import CHANGES_NOTHING
 
 
-def runs_in(status: Mapping[str, Any]) -> list[PastRun]:
+def runs_in(status: Mapping[str, Any], uid: str = "") -> list[PastRun]:
     """The changing steps an incident's status says were started, with who decided (automatic or not)."""
     remediation = status.get("remediation") or {}
     runbook = str(remediation.get("runbook") or "")
@@ -31,8 +31,11 @@ def runs_in(status: Mapping[str, Any]) -> list[PastRun]:
         if not started or action in CHANGES_NOTHING or not step.get("target"):
             continue
         at = started if isinstance(started, datetime) else datetime.fromisoformat(str(started).replace("Z", "+00:00"))
-        runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic"))))
+        runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic")), uid))
     return runs
+
+
+KEPT = timedelta(days=1)  # longer than any cooldown, hour or storm window worth honouring
 
 
 class Ledger:
@@ -42,7 +45,7 @@ class Ledger:
         self._runs: dict[str, list[PastRun]] = {}
 
     def observe(self, uid: str, status: Mapping[str, Any]) -> None:
-        runs = runs_in(status)
+        runs = runs_in(status, uid)
         if runs or uid in self._runs:
             # A union: what this process recorded may not be back from the watch yet, and a run
             # replaced in status by a later runbook's still happened.
@@ -56,8 +59,18 @@ class Ledger:
             self._runs[uid].append(run)
 
     def forget(self, uid: str) -> None:
-        self._runs.pop(uid, None)
+        """A deleted Incident's runs still happened: they stay until they age out (deleting must not reset a guard)."""
 
-    def history(self, excluding: str) -> list[PastRun]:
+    def history(self, excluding: str, now: datetime | None = None) -> list[PastRun]:
         """Every recorded run but the incident's own (its later steps are not held back by its first)."""
+        if now is not None:
+            self._prune(now - KEPT)
         return [run for uid, runs in self._runs.items() if uid != excluding for run in runs]
+
+    def _prune(self, before: datetime) -> None:
+        for uid in list(self._runs):
+            kept = [r for r in self._runs[uid] if r.at >= before]
+            if kept:
+                self._runs[uid] = kept
+            else:
+                del self._runs[uid]

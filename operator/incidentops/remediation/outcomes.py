@@ -47,8 +47,13 @@ def settle(
     *,
     escalate: bool = False,
     generation: int | None = None,
+    announce: bool = True,
 ) -> tuple[IncidentStatus, list[Notice]]:
-    """The Incident's status with `remediation` in it, and every notice humans should see."""
+    """The Incident's status with `remediation` in it, and every notice humans should see.
+
+    `announce=False` keeps a NoRunbook out of the timeline and Events (a namespace without any
+    Runbook: the condition says so, the timeline stays the incident's story).
+    """
     before = status.remediation
     shown = list(notices)
     updated = status.model_copy(update={"remediation": remediation})
@@ -65,25 +70,21 @@ def settle(
             updated.conditions, "Remediated", cond_status, reason, _message(remediation), now=now, generation=generation
         )
         updated = updated.model_copy(update={"conditions": conditions})
-        if before is None or before.phase != phase:
-            if phase == "Failed" and escalate:
-                message = f"remediation failed ({remediation.failure}): a human must take over"
-                conditions = set_condition(
-                    updated.conditions,
-                    "Escalated",
-                    "True",
-                    "RemediationFailed",
-                    message,
-                    now=now,
-                    generation=generation,
-                )
-                updated = append_timeline(
-                    updated.model_copy(update={"conditions": conditions}), now, "EscalationRequested", message, ACTOR
-                )
-                shown.append(Notice("EscalationRequested", message, True))
-            if phase in ("NoRunbook", "Verified", "Done", "Failed", "Stopped"):
-                shown.append(Notice(f"Remediation{phase}", _message(remediation), phase in ("Failed", "NoRunbook")))
-                updated = append_timeline(updated, now, f"Remediation{phase}", _message(remediation), ACTOR)
+        ended = phase in ("NoRunbook", "Verified", "Done", "Failed", "Stopped")
+        if (before is None or before.phase != phase) and ended and (announce or phase != "NoRunbook"):
+            shown.append(Notice(f"Remediation{phase}", _message(remediation), phase in ("Failed", "NoRunbook")))
+            updated = append_timeline(updated, now, f"Remediation{phase}", _message(remediation), ACTOR)
+    already = any(c.type == "Escalated" and c.reason == "RemediationFailed" for c in updated.conditions)
+    if escalate and phase in ("Undoing", "Failed") and not already:
+        # Page as soon as the run has failed, not once its undo is done: a stuck undo must not hide it.
+        message = f"remediation failed ({remediation.failure}): a human must take over"
+        conditions = set_condition(
+            updated.conditions, "Escalated", "True", "RemediationFailed", message, now=now, generation=generation
+        )
+        updated = append_timeline(
+            updated.model_copy(update={"conditions": conditions}), now, "EscalationRequested", message, ACTOR
+        )
+        shown.append(Notice("EscalationRequested", message, True))
     updated = _move(updated, before, remediation, now, generation)
     return updated, shown
 

@@ -38,7 +38,7 @@ from incidentops.remediation import engine, verification
 from incidentops.remediation.actions import REGISTRY
 from incidentops.remediation.actions.base import ActionError, Context, Plan, Target
 from incidentops.remediation.engine import Notice, Observed
-from incidentops.remediation.guards import Hold, PastRun, Proposal, Verdict, accepted_approvals
+from incidentops.remediation.guards import Hold, PastRun, Proposal, Verdict, accepted_approvals, network_partition
 from incidentops.remediation.guards import decide as judge
 from incidentops.remediation.ledger import Ledger
 from incidentops.remediation.outcomes import settle
@@ -82,13 +82,17 @@ def wants_turn(body: Mapping[str, Any]) -> bool:
     return is_open and ref is not None and ref != remediation.get("runbook")
 
 
+NUMBERS = frozenset({"replicas", "set", "revision", "toRevision", "generation"})
+FLAGS = frozenset({"unschedulable"})
+
+
 def _parsed(before: Mapping[str, str]) -> dict[str, Any]:
-    """What a step replaced, back from status strings (replica counts, flags) to values."""
+    """What a step replaced, back from status strings to values (only the fields known to be numbers or flags)."""
     values: dict[str, Any] = {}
     for key, value in before.items():
-        if value.isdigit():
+        if key in NUMBERS and value.lstrip("-").isdigit():
             values[key] = int(value)
-        elif value in ("True", "False"):
+        elif key in FLAGS:
             values[key] = value == "True"
         else:
             values[key] = value
@@ -152,17 +156,19 @@ class Responder:
         for _ in range(MAX_ROUNDS):
             try:
                 obj = await self.kube.get(INCIDENT, namespace, name)
+                result = await self._round(obj, carried)
             except NotFound:
                 return None
-            try:
-                result = await self._round(obj, carried)
             except Unavailable as error:
                 log.warning("remediation of %s/%s waits for the apiserver: %s", namespace, name, error)
                 return self.clock() + self.poll
             if not result.again:
                 return result.next_at
             carried = result.carried
-        return self.clock()
+        log.warning(
+            "remediation of %s/%s kept changing for %d rounds; looking again later", namespace, name, MAX_ROUNDS
+        )
+        return self.clock() + self.poll
 
     async def _round(self, obj: Obj, carried: tuple[str, Observed] | None) -> Round:
         if not obj.get("status"):
@@ -205,22 +211,38 @@ class Responder:
         self._posting.add(task)
         task.add_done_callback(self._posting.discard)
 
-    async def _runbook(self, namespace: str, name: str | None) -> RunbookSpec | None:
-        if name is None:
+    async def _runbook(self, namespace: str, remediation: RemediationStatus) -> RunbookSpec | None:
+        """The run's Runbook as it was chosen; None when it was deleted or has changed since (a new generation)."""
+        if remediation.runbook is None:
             return None
         try:
-            return RunbookSpec.model_validate((await self.kube.get(RUNBOOK, namespace, name)).get("spec") or {})
+            obj = await self.kube.get(RUNBOOK, namespace, remediation.runbook)
+            runbook = RunbookSpec.model_validate(obj.get("spec") or {})
         except (NotFound, ValidationError):
             return None
+        wanted = remediation.runbook_generation
+        if wanted is not None and (obj.get("metadata") or {}).get("generation") != wanted:
+            return None
+        return runbook
+
+    async def _runbook_gone(
+        self, obj: Obj, status: IncidentStatus, remediation: RemediationStatus, now: datetime
+    ) -> Round:
+        """A run whose Runbook was deleted or edited stops and pages: never half one version, half another."""
+        why = f"runbook {remediation.runbook} was deleted or changed during the run; its changes are kept"
+        ended = remediation.model_copy(update={"phase": "Failed", "failure": "RunbookChanged", "reason": why})
+        return await self._finish(obj, status, ended, [], now, escalate=True)
 
     async def _choose(self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, now: datetime) -> Round:
         namespace = obj["metadata"]["namespace"]
         runbooks: list[tuple[str, RunbookSpec]] = []
+        generations: dict[str, int] = {}
         for item in await self.kube.list(RUNBOOK, namespace):
             try:
                 runbooks.append((item["metadata"]["name"], RunbookSpec.model_validate(item.get("spec") or {})))
             except ValidationError:
                 continue  # its Ready condition says why; an invalid runbook never runs
+            generations[item["metadata"]["name"]] = int(item["metadata"].get("generation") or 0)
         choice = choose(spec, IncidentFacts.of(spec, status), runbooks)
         runbook = dict(runbooks).get(choice.runbook or "")
         remediation = engine.start(choice.runbook, runbook, choice.reason)
@@ -231,17 +253,30 @@ class Responder:
             fit = runbook_fit(runbook.match, named=named)
             reason = f"{choice.reason}; confidence {fit.confidence:.2f} ({fit.reasoning})"
             remediation = remediation.model_copy(
-                update={"chosen_at": now, "confidence": fit.confidence, "reason": reason[:1024]}
+                update={
+                    "chosen_at": now,
+                    "confidence": fit.confidence,
+                    "reason": reason[:1024],
+                    "runbook_generation": generations.get(choice.runbook or ""),
+                }
             )
             notices.append(Notice("RunbookChosen", reason))
             if triage is None or triage.source in (None, "rules"):
                 triage = TriageResult(
                     runbook=choice.runbook, confidence=fit.confidence, reasoning=fit.reasoning, source="rules", at=now
                 )
-        elif status.remediation is not None and status.remediation.runbook:
-            return Round()  # a named runbook is missing: keep what ran before, the next spec change tries again
+        elif status.remediation is not None and (
+            status.remediation.runbook or status.remediation.reason == remediation.reason
+        ):
+            return Round()  # nothing new to say (a named runbook is still missing): no write, no loop
+        announce = bool(runbooks) or spec.runbook_ref is not None
         updated, shown = settle(
-            status.model_copy(update={"triage": triage}), remediation, notices, now, generation=_generation(obj)
+            status.model_copy(update={"triage": triage}),
+            remediation,
+            notices,
+            now,
+            generation=_generation(obj),
+            announce=announce,
         )
         written = await self._write(obj, updated, shown)
         if written is not None and runbook is None:
@@ -261,37 +296,37 @@ class Responder:
     ) -> Round:
         meta = obj["metadata"]
         namespace, uid = meta["namespace"], meta["uid"]
-        runbook = await self._runbook(namespace, remediation.runbook)
+        runbook = await self._runbook(namespace, remediation)
         if runbook is None or len(runbook.steps) != len(remediation.steps):
-            why = f"runbook {remediation.runbook} was deleted or changed its steps during the run"
-            ended = remediation.model_copy(update={"phase": "Failed", "failure": "RunbookChanged", "reason": why})
-            return await self._finish(obj, status, ended, [], now, escalate=True)
+            return await self._runbook_gone(obj, status, remediation, now)
         acting = any(s.state == StepState.RUNNING for s in remediation.steps)
         if status.state in CLOSED and not acting:
             why = f"the incident was {str(status.state).lower()} before the run finished"
             stopped = remediation.model_copy(update={"phase": "Stopped", "reason": why})
             return await self._finish(obj, status, stopped, [], now)
-        approvals = accepted_approvals(runbook, spec.approvals)
+        approvals = accepted_approvals(runbook, spec.approvals, since=remediation.chosen_at)
         first = engine.decide(uid, runbook, remediation, approvals, None, now, self.in_doubt_after)
         if first.needs is None:
-            return await self._commit(obj, spec, status, runbook, first, now)
+            written = await self._record(obj, status, runbook, first, now)
+            return Round(again=True) if written is None else await self._carry_out(written, spec, runbook, first, now)
         index = [s.name for s in runbook.steps].index(first.needs)
         starting = remediation.steps[index].state != StepState.RUNNING
-        lock = self._starting if starting else contextlib.nullcontext()
-        async with lock:
-            if carried is not None and carried[0] == first.needs:
-                observed = carried[1]
-            else:
-                observed = await self._observe(obj, spec, status, runbook, index, now)
+        kept = carried if carried is not None and carried[0] == first.needs else None
+        # Guard verdicts and the writes they lead to, one incident at a time: an exact storm budget.
+        # Acting happens after the lock is released, so a slow step never holds the others up.
+        async with self._starting if starting else contextlib.nullcontext():
+            observed = kept[1] if kept is not None else await self._observe(obj, spec, status, runbook, index, now)
             decision = engine.decide(uid, runbook, remediation, approvals, observed, now, self.in_doubt_after)
-            blocked = _blocked(observed, decision)
             if decision.status == remediation and not decision.effects:
                 return Round(next_at=self._wait(runbook, remediation, decision, now))
             if runbook.safety.dry_run_only and decision.status.phase in ("Verifying", "Done"):
                 decision.status = decision.status.model_copy(
                     update={"phase": "Stopped", "reason": "dry run only (safety.dryRunOnly): nothing was changed"}
                 )
-            return await self._commit(obj, spec, status, runbook, decision, now, blocked)
+            written = await self._record(obj, status, runbook, decision, now, _blocked(observed, decision))
+        if written is None:
+            return Round(again=True, carried=kept)  # lost a race: decide again, without losing a step's result
+        return await self._carry_out(written, spec, runbook, decision, now)
 
     def _wait(
         self, runbook: RunbookSpec, remediation: RemediationStatus, decision: engine.Decision, now: datetime
@@ -308,17 +343,16 @@ class Responder:
             candidates.append(step.started_at + self.in_doubt_after)
         return max(now, min(c for c in candidates if c > now - timedelta(seconds=1)))
 
-    async def _commit(
+    async def _record(
         self,
         obj: Obj,
-        spec: IncidentSpec,
         status: IncidentStatus,
         runbook: RunbookSpec,
         decision: engine.Decision,
         now: datetime,
         blocked: list[str] | None = None,
-    ) -> Round:
-        """Write the decision; record new runs in the ledger; then, and only then, act."""
+    ) -> Obj | None:
+        """Write the decision and note new runs in the ledger; None when someone else wrote first."""
         before = status.remediation
         escalate = self._escalates(runbook, decision.status)
         updated, shown = settle(
@@ -326,7 +360,7 @@ class Responder:
         )
         written = await self._write(obj, updated, shown)
         if written is None:
-            return Round(again=True)
+            return None
         for reason in blocked or []:
             GUARD_BLOCKS.labels(reason).inc()
         meta = obj["metadata"]
@@ -334,23 +368,30 @@ class Responder:
         for step in decision.status.steps:
             if step.state == StepState.RUNNING and step.started_at == now and step.target:
                 if Action(step.action) not in CHANGES_NOTHING:
-                    self.ledger.record(
-                        meta["uid"], PastRun(decision.status.runbook or "", step.target, now, bool(step.automatic))
-                    )
+                    run = PastRun(decision.status.runbook or "", step.target, now, bool(step.automatic), meta["uid"])
+                    self.ledger.record(meta["uid"], run)
                 if first_action:
                     first_action = False
                     detected = status.detected_at or now
                     TIME_TO_FIRST_ACTION.observe(max(0.0, (now - detected).total_seconds()))
                     await self._record_run(meta["namespace"], decision.status.runbook, meta["name"], now, "Running")
         await self._ended(meta, before, decision.status, now)
+        return written
+
+    async def _carry_out(
+        self, written: Obj, spec: IncidentSpec, runbook: RunbookSpec, decision: engine.Decision, now: datetime
+    ) -> Round:
+        """Act on what was just recorded; the outcome goes into the next round's decision."""
         carried: tuple[str, Observed] | None = None
         for act in decision.effects:
             observed = await self._act(written, spec, runbook, act)
-            carried = (act.step, observed) if observed is not None else None
+            if observed is None:  # the apiserver did not answer: the step is in doubt; look again later
+                return Round(next_at=now + self.poll)
+            carried = (act.step, observed)
         return Round(again=True, carried=carried)
 
     def _escalates(self, runbook: RunbookSpec, remediation: RemediationStatus) -> bool:
-        if remediation.failure in ("VerificationFailed", "RunbookChanged"):
+        if remediation.failure in ("VerificationFailed", "VerificationUnavailable", "RunbookChanged"):
             return True
         failed = {s.name for s in remediation.steps if s.state == StepState.FAILED}
         return any(s.on_failure in ("escalate", "rollback") for s in runbook.steps if s.name in failed)
@@ -395,6 +436,10 @@ class Responder:
         client = self.kube.client
         if recorded.state == StepState.RUNNING:
             key = recorded.idempotency_key or ""
+            started = recorded.started_at or now
+            if Action(step.action) == Action.HTTP and now - started >= self.in_doubt_after:
+                why = "InDoubt: the call may or may not have been made before a crash; it is not repeated"
+                return Observed(happened=False, error=why, target=str(target))
             try:
                 plan = await self._recorded_plan(
                     obj, spec, status, step, target, recorded.before, key, recorded.started_at or now
@@ -428,7 +473,7 @@ class Responder:
                 verdict=Verdict("refused", [Hold("DryRunRefused", why)]),
                 target=str(target),
             )
-        verdict = self._verdict(obj, spec, status, runbook, step, target)
+        verdict = self._verdict(obj, spec, status, runbook, step, target, now)
         if plan.refusal is None and runbook.safety.dry_run_only:
             return Observed(
                 diff=plan.diff,
@@ -475,15 +520,13 @@ class Responder:
         runbook: RunbookSpec,
         step: RunbookStep,
         target: Target,
+        now: datetime,
     ) -> Verdict:
         action = Action(step.action)
         if action in CHANGES_NOTHING:
             return Verdict("automatic")
         remediation = status.remediation or RemediationStatus()
-        labels = IncidentFacts.of(spec, status)
-        partition = any("partition" in name.lower() for name in labels.alertnames) or any(
-            ls.get("network_partition") == "true" or ls.get("network-partition") == "true" for ls in labels.label_sets
-        )
+        facts = IncidentFacts.of(spec, status)
         proposal = Proposal(
             runbook_name=remediation.runbook or "",
             runbook=runbook,
@@ -493,10 +536,10 @@ class Responder:
             target_opted_out=False,  # the action's own plan refuses opted-out targets, with the annotation named
             category=spec.category,
             confidence=remediation.confidence,
-            now=self.clock(),
-            history=self.ledger.history(excluding=obj["metadata"]["uid"]),
+            now=now,
+            history=self.ledger.history(excluding=obj["metadata"]["uid"], now=now),
             planned_replicas=step.params.replicas if action == Action.SCALE else None,
-            network_partition=partition,
+            network_partition=network_partition(facts.alertnames, facts.label_sets),
             risk_ceiling=self.config.risk_ceiling,
             storm_budget=self.config.storm_budget,
             storm_window=timedelta(seconds=self.config.seconds("storm_window")),
@@ -577,8 +620,10 @@ class Responder:
 
     async def _verify(self, obj: Obj, status: IncidentStatus, remediation: RemediationStatus, now: datetime) -> Round:
         namespace = obj["metadata"]["namespace"]
-        runbook = await self._runbook(namespace, remediation.runbook)
-        if runbook is None or runbook.verify is None:
+        runbook = await self._runbook(namespace, remediation)
+        if runbook is None:
+            return await self._runbook_gone(obj, status, remediation, now)
+        if runbook.verify is None:
             done = remediation.model_copy(update={"phase": "Done"})
             return await self._finish(obj, status, done, [], now)
         spec_v = runbook.verify
@@ -602,6 +647,17 @@ class Responder:
                 update={"verification": turn.progress, "verified": True, "phase": "Verified", "reason": turn.message}
             )
             return await self._finish(obj, status, ended, [], now)
+        if turn.outcome == "unavailable":
+            ended = remediation.model_copy(
+                update={
+                    "verification": turn.progress,
+                    "phase": "Failed",
+                    "failure": "VerificationUnavailable",
+                    "reason": turn.message[:1024],
+                }
+            )
+            notice = Notice("VerificationUnavailable", turn.message + "; the changes are kept", True)
+            return await self._finish(obj, status, ended, [notice], now, escalate=True)
         undo = spec_v.on_failure == "undo" and engine.undoable(remediation) is not None
         ended = remediation.model_copy(
             update={
@@ -633,7 +689,9 @@ class Responder:
             return await self._finish(
                 obj, status, remediation.model_copy(update={"phase": "Failed"}), [], now, escalate=True
             )
-        runbook = await self._runbook(obj["metadata"]["namespace"], remediation.runbook)
+        runbook = await self._runbook(
+            obj["metadata"]["namespace"], remediation.model_copy(update={"runbook_generation": None})
+        )
         recorded = remediation.steps[index]
         step = (
             runbook.steps[index]
@@ -657,7 +715,9 @@ class Responder:
                 ACTIONS.labels(f"undo-{recorded.action}", "ok").inc()
                 await self._tell_target(obj, target, step, f"undone: {plan.reason}", {})
             message = f"undone: {plan.reason}" if plan.refusal is None else f"could not undo: {plan.reason}"
-        except (NoTarget, ActionError, NotFound) as error:
+        except Unavailable:
+            raise
+        except (NoTarget, ActionError, KubeError) as error:
             message = f"could not undo: {error}"
         updated = engine.undone(remediation, index, message, now)
         notice = Notice("StepUndone", f"step {recorded.name}: {message}", message.startswith("could not"))

@@ -42,7 +42,7 @@ class Turn:
     """The progress after one evaluation, and the outcome once there is one."""
 
     progress: VerificationProgress
-    outcome: Literal["verified", "failed"] | None
+    outcome: Literal["verified", "failed", "unavailable"] | None
     message: str
 
 
@@ -62,6 +62,9 @@ def turn(spec: Verification, progress: VerificationProgress, result: QueryResult
         return Turn(done, "verified", f"the verify query returned no series for {spec.window}")
     if now - progress.started_at >= timeout:
         done = progress.model_copy(update={"finished_at": now})
+        if result.error is not None:
+            # Unproven either way: the fix may have worked. Keep it, and let a human look.
+            return Turn(done, "unavailable", f"could not verify within {spec.timeout}: {result.describe()}")
         return Turn(done, "failed", f"not clear for {spec.window} within {spec.timeout}: {result.describe()}")
     return Turn(progress, None, result.describe())
 

@@ -719,6 +719,14 @@ class RemediationStatus(StatusModel):
         ),
     ] = None
     chosen_at: Annotated[Timestamp | None, Field(description="When the runbook was chosen.")] = None
+    runbook_generation: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="The Runbook's metadata.generation when it was chosen: a run whose Runbook changes "
+            "underneath it stops (RunbookChanged) rather than mix two versions.",
+        ),
+    ] = None
     confidence: Annotated[
         float | None,
         Field(ge=0, le=1, description="The triage confidence the guards compared with the runbook's minConfidence."),

@@ -27,4 +27,3 @@ REGISTRY: dict[Action, ActionModule] = {
     Action.HTTP: http_call.ACTION,
     Action.NOTIFY: notify.ACTION,
 }
-UNDOABLE = frozenset({Action.SCALE, Action.ROLLBACK, Action.CORDON})

@@ -69,12 +69,18 @@ class Rollback(PatchesDeployment):
         return Plan(target, patch, diff, before, reason=choice.reason)
 
     def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan:
+        """Roll forward to the template replaced, unless the Deployment has moved on since (a human's deploy)."""
         live = kube.deployment(target.namespace, target.name)
-        wanted = before.get("templateHash")
-        match = [rs for rs in _owned(kube, live) if (rs["metadata"].get("labels") or {}).get(TEMPLATE_HASH) == wanted]
-        if not match:
+        owned = {(rs["metadata"].get("labels") or {}).get(TEMPLATE_HASH): rs for rs in _owned(kube, live)}
+        wanted, ours = before.get("templateHash"), before.get("toTemplateHash")
+        if wanted not in owned:
             return refused(target, "RevisionGone", f"the ReplicaSet of template {wanted} no longer exists")
-        patch = keyed_replace(live, "/spec/template", _template(match[0]), key, context)
+        current = (live.get("spec") or {}).get("template")
+        if current == _template(owned[wanted]):
+            return Plan(target, None, [], {}, reason=f"{target} already runs template {wanted}")
+        if ours in owned and current != _template(owned[ours]):
+            return refused(target, "ChangedSince", f"{target} no longer runs the template the rollback set: kept")
+        patch = keyed_replace(live, "/spec/template", _template(owned[wanted]), key, context)
         return Plan(target, patch, dry_run(kube, target, live, patch), {}, reason=f"back to template {wanted}")
 
 

@@ -44,9 +44,19 @@ class Scale(PatchesDeployment):
         current = int((live.get("spec") or {}).get("replicas", 1))
         patch = keyed({"spec": {"replicas": replicas}}, key, context)
         diff = dry_run(kube, target, live, patch)
-        return Plan(target, patch, diff, {"replicas": current}, reason=f"scale {target} from {current} to {replicas}")
+        before = {"replicas": current, "set": replicas}
+        return Plan(target, patch, diff, before, reason=f"scale {target} from {current} to {replicas}")
 
     def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan:
+        """Back to the old count, unless someone has changed the count since (then their choice stands)."""
+        live = kube.deployment(target.namespace, target.name)
+        current = int((live.get("spec") or {}).get("replicas", 1))
+        if current == before.get("replicas"):
+            return Plan(target, None, [], {}, reason=f"{target} is already back at {current} replicas")
+        if "set" in before and current != before["set"]:
+            return refused(
+                target, "ChangedSince", f"{target} has {current} replicas, not the {before['set']} the step set: kept"
+            )
         return self.plan(kube, target, {"replicas": before.get("replicas")}, key, context)
 
 
