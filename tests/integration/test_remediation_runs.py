@@ -144,6 +144,9 @@ def test_nothing_runs_before_an_approval_and_it_runs_once_after(
     described = plugin(kube_cluster, "describe", name, "-n", namespace).stdout
     assert "scale-out (scale) AwaitingApproval" in described and "| spec.replicas: 2 -> 4" in described
 
+    listed = plugin(kube_cluster, "mitigate", name, "-n", namespace, "--list").stdout
+    assert "* scale-api  (matches; low risk, approval)" in listed
+    assert "scale-out: spec.replicas: 2 -> 4" in listed  # the apiserver's dry run, as the plugin's user
     generation = deployment(kube_cluster, namespace, "api")["metadata"]["generation"]
     approved = plugin(kube_cluster, "approve", name, "-n", namespace, "--by", "alice").stdout
     assert "scale-out approved by alice" in approved
@@ -358,3 +361,24 @@ def test_runbooks_carry_no_finalizer_and_go_when_deleted_with_the_operator_down(
         for rb in custom(kube_cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "runbooks")["items"]
     ]
     assert names == []
+
+
+def test_a_responder_names_the_runbook_when_none_matches(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Callable[..., OperatorProcess]
+) -> None:
+    create_demo_deployment(kube_cluster.api, namespace, "api", replicas=2)
+    apply_runbook(kube_cluster, namespace, "scale-api", {"match": {"alertnames": ["Other"]}, "steps": [SCALE_STEP]})
+    operator = operator_factory([namespace], FAST)
+    fire(operator, namespace, "api")
+    unmatched = wait_phase(kube_cluster, namespace, "api", "NoRunbook")
+    name = unmatched["metadata"]["name"]
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in unmatched["status"]["conditions"]}
+    assert conditions["Remediated"] == ("False", "NoRunbook")
+    listed = plugin(kube_cluster, "mitigate", name, "-n", namespace, "--list").stdout
+    assert "scale-api  (does not match" in listed
+    plugin(kube_cluster, "mitigate", name, "-n", namespace, "--runbook", "missing", code=1)
+    plugin(kube_cluster, "mitigate", name, "-n", namespace, "--runbook", "scale-api")
+    chosen = wait_phase(kube_cluster, namespace, "api", "AwaitingApproval")
+    remediation = chosen["status"]["remediation"]
+    assert remediation["runbook"] == "scale-api" and remediation["confidence"] == 1.0
+    assert "named by spec.runbookRef" in remediation["reason"]

@@ -42,7 +42,7 @@ from incidentops.cli.actions import (
     still_firing,
     write_intent,
 )
-from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve
+from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
 from incidentops.cli.session import Session, SessionError, explain
 from incidentops.kube import KubeError, NotFound
@@ -541,6 +541,7 @@ def mitigate(name: str, runbook: str | None, show: bool) -> None:
             click.echo(f"no runbooks in namespace {namespace}")
             return
         chosen = incident.status.remediation.runbook if incident.status.remediation else None
+        dry_runs = session.full_client()
         for c in found:
             mark = "*" if c.name == chosen else " "
             fit = "matches" if c.fits else (c.problem or "does not match")
@@ -548,6 +549,11 @@ def mitigate(name: str, runbook: str | None, show: bool) -> None:
             click.echo(f"{mark} {c.name}  ({fit}; {c.risk} risk, {mode})")
             for line in c.steps:
                 click.echo(f"      {line}")
+            if c.spec is not None:
+                click.echo("    would change now (server-side dry run):")
+                for line in would_change(dry_runs, incident, c.spec):
+                    click.echo(f"      {line}")
+        click.echo("(* the runbook chosen for the incident; run another with --runbook NAME)")
         return
     assert runbook is not None
     try:

@@ -9,9 +9,13 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.incident import Approval, StepState
-from incidentops.api.v1alpha1.runbook import RunbookSpec, RunbookStep
+from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.cli.actions import Incident, Obj, Refused, check_open
+from incidentops.kube import KubeClient, KubeError
+from incidentops.remediation.actions import REGISTRY
+from incidentops.remediation.actions.base import ActionError, Context
 from incidentops.remediation.selection import IncidentFacts, matches, specificity
+from incidentops.remediation.targets import NoTarget, resolve
 
 ACTIVE = ("Running", "Verifying", "Undoing")
 
@@ -54,6 +58,35 @@ def check_mitigate(incident: Incident, runbook: str) -> None:
         raise Refused(f"runbook {runbook} was already chosen for this incident ({remediation.phase})")
 
 
+def would_change(kube: KubeClient, incident: Incident, runbook: RunbookSpec) -> list[str]:
+    """What each step would change now, from the same server-side dry runs the operator makes."""
+    facts = IncidentFacts.of(incident.spec, incident.status)
+    context = Context(
+        incident=f"{incident.namespace}/{incident.name}",
+        alert_began=incident.status.started_at or incident.status.detected_at,
+    )
+    lines = []
+    for step in runbook.steps:
+        try:
+            target = resolve(step, incident.namespace, incident.spec, facts.label_sets)
+            plan = REGISTRY[Action(step.action)].plan(kube, target, step.params.wire(), "dry-run", context)
+        except NoTarget as missing:
+            lines.append(f"{step.name}: cannot run: {missing}")
+            continue
+        except (KubeError, ActionError) as error:
+            lines.append(f"{step.name}: dry run failed: {error}")
+            continue
+        if plan.refusal == "NoPrometheus":
+            lines.append(f"{step.name}: {step.action}, checked by the operator on Prometheus")
+        elif plan.refusal:
+            lines.append(f"{step.name}: refused ({plan.refusal}): {plan.reason}")
+        elif plan.diff:
+            lines += [f"{step.name}: {line}" for line in plan.diff]
+        else:
+            lines.append(f"{step.name}: {plan.reason or 'no change'}")
+    return lines
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -63,6 +96,7 @@ class Candidate:
     automatic: bool
     steps: list[str]
     problem: str = ""
+    spec: RunbookSpec | None = None
 
 
 def _step_line(step: RunbookStep) -> str:
@@ -85,9 +119,8 @@ def candidates(incident: Incident, runbooks: Iterable[Obj]) -> list[Candidate]:
             found.append(Candidate(name, False, -1, "?", False, [], f"invalid: {error.errors()[0]['msg']}"))
             continue
         steps = [_step_line(s) for s in spec.steps]
+        fits = matches(spec.match, facts)
         found.append(
-            Candidate(
-                name, matches(spec.match, facts), specificity(spec.match), spec.effective_risk(), spec.automatic, steps
-            )
+            Candidate(name, fits, specificity(spec.match), spec.effective_risk(), spec.automatic, steps, spec=spec)
         )
     return sorted(found, key=lambda c: (not c.fits, -c.specificity, c.name))

@@ -119,6 +119,18 @@ class Session:
             self._client = KubeClient(api, component="kubectl-incident")
         return self._client
 
+    def full_client(self) -> KubeClient:
+        """The official client, for what the lean one does not speak (Deployments, dry runs)."""
+        client = self.client()
+        if isinstance(client, KubeClient):
+            return client
+        from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415 - only on this path
+
+        try:
+            return KubeClient(load_api_client(self.kubeconfig_path, self.context, pool=4), component="kubectl-incident")
+        except (ConfigException, OSError, TypeError, ValueError) as error:
+            raise SessionError(f"cannot load Kubernetes configuration: {error}") from None
+
     def _lean_client(self) -> RestClient | None:
         path = self.kubeconfig_path
         try:
