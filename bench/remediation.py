@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from kubernetes import client as k8s
 from kubernetes import watch
+from measure import fresh_namespace, percentile
 
 from localenv.controlplane import api_client, use_or_start_cluster
 from localenv.crds import install_crds
@@ -39,16 +40,14 @@ GROUP, VERSION = "incidentops.dev", "v1alpha1"
 KEY = "incidentops.dev/action-key"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def fresh_namespace(api: k8s.ApiClient, prefix: str) -> str:
-    name = f"{prefix}-{int(time.time())}"
-    meta = k8s.V1ObjectMeta(name=name, labels={"incidentops.dev/bench": "1"})
-    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=meta))
-    return name
+def prepare(api: k8s.ApiClient, prefix: str, count: int) -> tuple[str, list[str]]:
+    """A fresh namespace with the runbook and `count` one-replica Deployments."""
+    namespace = fresh_namespace(api, prefix)
+    runbook(namespace, api)
+    services = [f"svc-{i:03d}" for i in range(count)]
+    for service in services:
+        create_demo_deployment(api, namespace, service, replicas=1)
+    return namespace, services
 
 
 def runbook(namespace: str, api: k8s.ApiClient) -> None:
@@ -121,11 +120,7 @@ def _time(value: str) -> datetime:
 
 def latency(api: k8s.ApiClient, kubeconfig: Any, logs: Any, count: int) -> int:
     print(f"== latency: {count} incidents one after another, each restarting its own Deployment", flush=True)
-    namespace = fresh_namespace(api, "bench-remediate")
-    runbook(namespace, api)
-    services = [f"svc-{i:03d}" for i in range(count)]
-    for service in services:
-        create_demo_deployment(api, namespace, service, replicas=1)
+    namespace, services = prepare(api, "bench-remediate", count)
     env = {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_STORM_BUDGET": str(count + 1)}
     operator = OperatorProcess(
         kubeconfig=kubeconfig, namespaces=[namespace], log_path=logs / "remediation-latency.log", extra_env=env
@@ -168,11 +163,7 @@ def latency(api: k8s.ApiClient, kubeconfig: Any, logs: Any, count: int) -> int:
 
 def storm(api: k8s.ApiClient, kubeconfig: Any, logs: Any, count: int, budget: int) -> int:
     print(f"\n== storm: {count} incidents at once, one automatic runbook, storm budget {budget}", flush=True)
-    namespace = fresh_namespace(api, "bench-remediate-storm")
-    runbook(namespace, api)
-    services = [f"svc-{i:03d}" for i in range(count)]
-    for service in services:
-        create_demo_deployment(api, namespace, service, replicas=1)
+    namespace, services = prepare(api, "bench-remediate-storm", count)
     generations = {
         d.metadata.name: d.metadata.generation for d in k8s.AppsV1Api(api).list_namespaced_deployment(namespace).items
     }

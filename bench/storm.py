@@ -30,6 +30,7 @@ import aiohttp
 import httpx
 from kubernetes import client as k8s
 from kubernetes import watch
+from measure import fresh_namespace, percentile
 
 from localenv.controlplane import api_client, use_or_start_cluster
 from localenv.crds import install_crds
@@ -52,18 +53,6 @@ def server_quantile(metrics: str, q: float) -> float:
     ]
     total = buckets[-1][1]
     return next(le for le, count in buckets if count >= q * total)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def fresh_namespace(api: k8s.ApiClient, prefix: str) -> str:
-    name = f"{prefix}-{int(time.time())}"
-    meta = k8s.V1ObjectMeta(name=name, labels={"incidentops.dev/bench": "1"})
-    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=meta))
-    return name
 
 
 class IncidentWatch:

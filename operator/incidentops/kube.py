@@ -201,18 +201,8 @@ class KubeClient:
         self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
     ) -> Obj:
         """Merge-patch the status subresource; with a resourceVersion it fails with Conflict if stale."""
-        body = dict(patch)
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        return self._obj(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            kind.plural,
-            name,
-            body,
-            field_manager=self.component,
+        return self._merge_patch(
+            self.custom.patch_namespaced_custom_object_status, kind, namespace, name, patch, resource_version
         )
 
     def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
@@ -221,19 +211,23 @@ class KubeClient:
 
     def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
         """Merge-patch the object (spec only, by convention); optionally guarded by resourceVersion."""
+        return self._merge_patch(
+            self.custom.patch_namespaced_custom_object, kind, namespace, name, patch, resource_version
+        )
+
+    def _merge_patch(
+        self,
+        fn: Callable[..., Any],
+        kind: Kind,
+        namespace: str,
+        name: str,
+        patch: Obj,
+        resource_version: str | None,
+    ) -> Obj:
         body = dict(patch)
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self._obj(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            kind.plural,
-            name,
-            body,
-            field_manager=self.component,
-        )
+        return self._obj(fn, GROUP, VERSION, namespace, kind.plural, name, body, field_manager=self.component)
 
     @functools.cached_property
     def apps(self) -> Any:

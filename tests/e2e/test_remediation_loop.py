@@ -4,9 +4,10 @@ worked, or, when its fix does not help, undoes it and asks for a human."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
@@ -36,39 +37,11 @@ def image_of(cluster: KubeCluster, namespace: str, name: str) -> str:
     return str(live.spec.template.spec.containers[0].image)
 
 
-async def _loop(
-    cluster: KubeCluster,
-    namespace: str,
-    operator_factory: Callable[..., Any],
-    demo_workload: Callable[..., DemoWorkloadProcess],
-    prometheus_factory: Callable[..., Prometheus],
-    alertmanager_factory: Callable[..., Alertmanager],
-    env: dict[str, str],
-) -> DemoWorkloadProcess:
-    """The demo workload, scraped and alerted on, with the operator pointed at that Prometheus."""
-    demo = await asyncio.to_thread(demo_workload, namespace, "checkout")
-    port = free_port()  # Alertmanager must know where the operator listens, the operator where Prometheus does
-    alertmanager = await asyncio.to_thread(
-        alertmanager_factory, webhook_url=f"http://127.0.0.1:{port}/api/v1/alertmanager", bearer_token=TOKEN
-    )
-    prometheus = await asyncio.to_thread(
-        prometheus_factory,
-        scrape_targets=[demo.target],
-        rules=error_ratio_rule(ALERT, "checkout", namespace=namespace),
-        alertmanager_url=alertmanager.url,
-    )
-    env = {
-        "INCIDENTOPS_WEBHOOK_TOKEN": TOKEN,
-        "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
-        "INCIDENTOPS_REMEDIATION_POLL": "1s",
-        **env,
-    }
-    await asyncio.to_thread(operator_factory, [namespace], env, 60.0, port)
-    await asyncio.to_thread(prometheus.wait_for_value, f'up{{instance="{demo.target}"}}', lambda v: v == 1.0, 30.0)
-    return demo
+Loop = Callable[[dict[str, str]], Awaitable[DemoWorkloadProcess]]
 
 
-async def test_a_bad_release_is_rolled_back_verified_and_resolved(
+@pytest.fixture
+def monitored(
     kube_cluster: KubeCluster,
     crds: list[str],
     namespace: str,
@@ -76,6 +49,37 @@ async def test_a_bad_release_is_rolled_back_verified_and_resolved(
     demo_workload: Callable[..., DemoWorkloadProcess],
     prometheus_factory: Callable[..., Prometheus],
     alertmanager_factory: Callable[..., Alertmanager],
+) -> Loop:
+    """`await monitored(env)`: the demo workload, scraped and alerted on, the operator pointed at that Prometheus."""
+
+    async def start(env: dict[str, str]) -> DemoWorkloadProcess:
+        demo = await asyncio.to_thread(demo_workload, namespace, "checkout")
+        port = free_port()  # Alertmanager must know where the operator listens, the operator where Prometheus does
+        alertmanager = await asyncio.to_thread(
+            alertmanager_factory, webhook_url=f"http://127.0.0.1:{port}/api/v1/alertmanager", bearer_token=TOKEN
+        )
+        prometheus = await asyncio.to_thread(
+            prometheus_factory,
+            scrape_targets=[demo.target],
+            rules=error_ratio_rule(ALERT, "checkout", namespace=namespace),
+            alertmanager_url=alertmanager.url,
+        )
+        settings = {
+            "INCIDENTOPS_WEBHOOK_TOKEN": TOKEN,
+            "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
+            "INCIDENTOPS_REMEDIATION_POLL": "1s",
+            **env,
+        }
+        await asyncio.to_thread(operator_factory, [namespace], settings, 60.0, port)
+        up = f'up{{instance="{demo.target}"}}'
+        await asyncio.to_thread(prometheus.wait_for_value, up, lambda v: v == 1.0, 30.0)
+        return demo
+
+    return start
+
+
+async def test_a_bad_release_is_rolled_back_verified_and_resolved(
+    kube_cluster: KubeCluster, namespace: str, monitored: Loop
 ) -> None:
     apply_runbook(
         kube_cluster,
@@ -92,15 +96,7 @@ async def test_a_bad_release_is_rolled_back_verified_and_resolved(
             "minConfidence": 0.7,
         },
     )
-    demo = await _loop(
-        kube_cluster,
-        namespace,
-        operator_factory,
-        demo_workload,
-        prometheus_factory,
-        alertmanager_factory,
-        {"INCIDENTOPS_RISK_CEILING": "medium"},
-    )
+    demo = await monitored({"INCIDENTOPS_RISK_CEILING": "medium"})
     good = image_of(kube_cluster, namespace, "checkout")
     await asyncio.to_thread(demo.set_image, "bad")
 
@@ -128,13 +124,7 @@ async def test_a_bad_release_is_rolled_back_verified_and_resolved(
 
 
 async def test_a_fix_that_does_not_help_is_undone_and_escalated(
-    kube_cluster: KubeCluster,
-    crds: list[str],
-    namespace: str,
-    operator_factory: Callable[..., Any],
-    demo_workload: Callable[..., DemoWorkloadProcess],
-    prometheus_factory: Callable[..., Prometheus],
-    alertmanager_factory: Callable[..., Alertmanager],
+    kube_cluster: KubeCluster, namespace: str, monitored: Loop
 ) -> None:
     apply_runbook(
         kube_cluster,
@@ -148,9 +138,7 @@ async def test_a_fix_that_does_not_help_is_undone_and_escalated(
             "minConfidence": 0.7,
         },
     )
-    demo = await _loop(
-        kube_cluster, namespace, operator_factory, demo_workload, prometheus_factory, alertmanager_factory, {}
-    )
+    demo = await monitored({})
     await asyncio.to_thread(demo.set_image, "bad")
 
     def failed() -> dict[str, Any] | None:

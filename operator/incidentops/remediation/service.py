@@ -427,11 +427,7 @@ class Responder:
         try:
             target = self._target(obj, spec, status, step)
         except NoTarget as missing:
-            return Observed(
-                refusal=missing.reason,
-                message=str(missing),
-                verdict=Verdict("refused", [Hold(missing.reason, str(missing))]),
-            )
+            return _refusal(missing.reason, str(missing), None)
         module = REGISTRY[Action(step.action)]
         client = self.kube.client
         if recorded.state == StepState.RUNNING:
@@ -456,23 +452,11 @@ class Responder:
         try:
             plan = await self.kube.run(module.plan, client, target, self._params(step), "dry-run", context)
         except NotFound:
-            why = f"{target} does not exist"
-            return Observed(
-                refusal="TargetNotFound",
-                message=why,
-                verdict=Verdict("refused", [Hold("TargetNotFound", why)]),
-                target=str(target),
-            )
+            return _refusal("TargetNotFound", f"{target} does not exist", target)
         except KubeError as error:
             if isinstance(error, Unavailable):
                 raise
-            why = f"the dry run of {step.action} on {target} was refused: {error}"
-            return Observed(
-                refusal="DryRunRefused",
-                message=why,
-                verdict=Verdict("refused", [Hold("DryRunRefused", why)]),
-                target=str(target),
-            )
+            return _refusal("DryRunRefused", f"the dry run of {step.action} on {target} was refused: {error}", target)
         verdict = self._verdict(obj, spec, status, runbook, step, target, now)
         if plan.refusal is None and runbook.safety.dry_run_only:
             return Observed(
@@ -792,6 +776,16 @@ class Responder:
             except KubeError as error:
                 log.warning("could not record the run of runbook %s/%s: %s", namespace, runbook, error)
                 return
+
+
+def _refusal(reason: str, why: str, target: Target | None) -> Observed:
+    """What the engine is told about a step that cannot run at all (no target, a refused dry run)."""
+    return Observed(
+        refusal=reason,
+        message=why,
+        verdict=Verdict("refused", [Hold(reason, why)]),
+        target=str(target) if target is not None else None,
+    )
 
 
 def _blocked(observed: Observed, decision: engine.Decision) -> list[str]:
