@@ -217,8 +217,8 @@ def test_notify_fills_in_the_incident_and_nothing_else() -> None:
     assert notify.apply(None, plan) == "checkout is being fixed for shop/inc-1 (${unknown})"  # type: ignore[arg-type]
 
 
-def test_prometheus_down_at_the_timeout_is_unverified_not_failed() -> None:
-    """An unanswered query proves nothing either way: keep the fix, page a human, do not undo."""
+def test_prometheus_down_at_the_timeout_is_told_apart_from_still_firing() -> None:
+    """Both fail the run (nothing was proven); the message says which it was."""
     spec = Verification(query="x > 0", window="10s", timeout="30s")
     step = turn(spec, begin(T0), FIRING, s(5))
     step = turn(spec, step.progress, DOWN, s(30))

@@ -391,7 +391,7 @@ class Responder:
         return Round(again=True, carried=carried)
 
     def _escalates(self, runbook: RunbookSpec, remediation: RemediationStatus) -> bool:
-        if remediation.failure in ("VerificationFailed", "VerificationUnavailable", "RunbookChanged"):
+        if remediation.failure in ("VerificationFailed", "RunbookChanged"):
             return True
         failed = {s.name for s in remediation.steps if s.state == StepState.FAILED}
         return any(s.on_failure in ("escalate", "rollback") for s in runbook.steps if s.name in failed)
@@ -631,17 +631,8 @@ class Responder:
                 update={"verification": turn.progress, "verified": True, "phase": "Verified", "reason": turn.message}
             )
             return await self._finish(obj, status, ended, [], now)
-        if turn.outcome == "unavailable":
-            ended = remediation.model_copy(
-                update={
-                    "verification": turn.progress,
-                    "phase": "Failed",
-                    "failure": "VerificationUnavailable",
-                    "reason": turn.message[:1024],
-                }
-            )
-            notice = Notice("VerificationUnavailable", turn.message + "; the changes are kept", True)
-            return await self._finish(obj, status, ended, [notice], now, escalate=True)
+        # Still firing, or Prometheus never answered: not proven, so a failure (the rule). Whether the
+        # changes are undone is the runbook's call (verify.onFailure); the message says which of the two it was.
         undo = spec_v.on_failure == "undo" and engine.undoable(remediation) is not None
         ended = remediation.model_copy(
             update={

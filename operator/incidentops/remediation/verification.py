@@ -63,7 +63,7 @@ def turn(spec: Verification, progress: VerificationProgress, result: QueryResult
     if now - progress.started_at >= timeout:
         done = progress.model_copy(update={"finished_at": now})
         if result.error is not None:
-            # Unproven either way: the fix may have worked. Keep it, and let a human look.
+            # Unproven: never a success. The shell treats it as a failure; the message says Prometheus was away.
             return Turn(done, "unavailable", f"could not verify within {spec.timeout}: {result.describe()}")
         return Turn(done, "failed", f"not clear for {spec.window} within {spec.timeout}: {result.describe()}")
     return Turn(progress, None, result.describe())
