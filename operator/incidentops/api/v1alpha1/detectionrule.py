@@ -25,21 +25,85 @@ PromQL = Annotated[str, Field(min_length=1, max_length=8192)]
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128)]
 
 
-class ThresholdCondition(Model):
-    """A query compared with a threshold; true for the series that pass."""
+ConditionKind = Literal["threshold", "rateOfChange", "absent", "burst", "anomaly"]
+COMPARISONS = Literal[">", ">=", "<", "<=", "==", "!="]
 
+
+class ThresholdCondition(Model):
+    """One condition of a rule, in words a user writes without PromQL expertise; it compiles to PromQL.
+
+    The compiled query is shown in the rule's status, so nothing is magic.
+    """
+
+    model_config = ConfigDict(
+        **Model.model_config,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kind) || !(self.kind in ['threshold', 'rateOfChange']) || "
+                    "(has(self.op) && has(self.threshold))",
+                    "message": "threshold and rateOfChange conditions need op and threshold",
+                },
+                {
+                    "rule": "!has(self.kind) || !(self.kind in ['rateOfChange', 'absent', 'burst', 'anomaly']) || "
+                    "has(self.window)",
+                    "message": "rateOfChange, absent, burst and anomaly conditions need a window",
+                },
+                {
+                    "rule": "!has(self.kind) || !(self.kind in ['burst', 'anomaly']) || has(self.threshold)",
+                    "message": "burst needs threshold (how many events), anomaly threshold (how many standard "
+                    "deviations)",
+                },
+            ]
+        },
+    )
+
+    kind: Annotated[
+        ConditionKind,
+        Field(
+            description="threshold (the default: query op threshold), rateOfChange (its per-second change over "
+            "window, compared with threshold), absent (no series at all for window), burst (a counter rose by at "
+            "least threshold within window), or anomaly (more than threshold standard deviations from its mean "
+            "over window)."
+        ),
+    ] = "threshold"
     query: Annotated[
         PromQL,
         Field(
-            description="PromQL expression whose value is compared, e.g. "
-            'sum by (service) (rate(http_requests_total{code=~"5.."}[5m])).'
+            description="PromQL expression the condition is about, e.g. "
+            'sum by (service) (rate(http_requests_total{code=~"5.."}[5m])); a counter for burst.'
         ),
     ]
     op: Annotated[
-        Literal[">", ">=", "<", "<=", "==", "!="],
-        Field(description="How the query's value is compared with threshold: >, >=, <, <=, == or !=."),
-    ]
-    threshold: Annotated[float, Field(description="The value the query is compared with, e.g. 0.1.")]
+        COMPARISONS | None,
+        Field(
+            description="threshold and rateOfChange: how the value is compared with threshold: >, >=, <, <=, == or !=."
+        ),
+    ] = None
+    threshold: Annotated[
+        float | None,
+        Field(
+            description="threshold: the value compared with, e.g. 0.1; rateOfChange: a change per second; "
+            "burst: the number of events; anomaly: the number of standard deviations, e.g. 3."
+        ),
+    ] = None
+    window: Annotated[
+        Duration | None,
+        Field(
+            description="rateOfChange, absent, burst and anomaly: the time range looked at, e.g. 10m (the "
+            "baseline of an anomaly, the span of a burst)."
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ThresholdCondition:
+        if self.kind in ("threshold", "rateOfChange") and (self.op is None or self.threshold is None):
+            raise ValueError(f"a {self.kind} condition needs op and threshold")
+        if self.kind != "threshold" and self.window is None:
+            raise ValueError(f"a {self.kind} condition needs a window")
+        if self.kind in ("burst", "anomaly") and self.threshold is None:
+            raise ValueError(f"a {self.kind} condition needs threshold")
+        return self
 
 
 class DetectionRuleSpec(Model):
@@ -182,6 +246,11 @@ class SeriesState(StatusModel):
         Field(description="When the series started to be returned (became pending)."),
     ] = None
     last_evaluation: Annotated[Timestamp | None, Field(description="When the series was last evaluated.")] = None
+    fired_at: Annotated[Timestamp | None, Field(description="When the series started firing.")] = None
+    cleared_since: Annotated[
+        Timestamp | None,
+        Field(description="A firing series no longer returned: since when. It resolves once this is resolveAfter old."),
+    ] = None
 
 
 class DetectionRuleStatus(StatusModel):

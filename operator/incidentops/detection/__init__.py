@@ -1,0 +1,1 @@
+"""DetectionRules: compiled to PromQL, evaluated on Prometheus, turned into alerts."""
