@@ -134,3 +134,12 @@ def test_group_by_keeps_one_state_per_label_set_with_its_worst_value() -> None:
     assert sorted((s.labels["service"], s.value) for s in result.fired) == [("cart", 3), ("checkout", 9)]
     assert all(set(s.labels) == {"service"} for s in result.series)
     assert rule_state(result.series, enabled=False) == "Disabled"
+
+
+def test_an_interval_too_short_to_be_sane_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 5s"):
+        rule(expr="x > 1", interval="0s")
+    with pytest.raises(ValidationError, match="at least 5s"):
+        rule(expr="x > 1", interval="500ms")
+    assert rule(expr="x > 1", interval="5s").interval == "5s"
+    assert rule(expr="x > 1", interval="1d").interval == "1d"

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from incidentops.api.v1alpha1.common import (
+    CEL_DURATION_PATTERN,
     DURATION_UNITS,
     SEVERITY_LEVELS,
     Category,
@@ -18,10 +19,12 @@ from incidentops.api.v1alpha1.common import (
     Severity,
     StatusModel,
     Timestamp,
+    parse_duration,
 )
 from incidentops.api.v1alpha1.conditions import Condition
 
 PromQL = Annotated[str, Field(min_length=1, max_length=8192)]
+MIN_INTERVAL = "5s"
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128)]
 
 
@@ -119,7 +122,14 @@ class DetectionRuleSpec(Model):
                 {
                     "rule": "has(self.expr) != has(self.conditions)",
                     "message": "exactly one of expr or conditions must be set",
-                }
+                },
+                {
+                    # d, w and y are all far above the minimum; CEL's duration() knows only ms, s, m and h.
+                    "rule": f"!has(self.interval) || !self.interval.matches('{CEL_DURATION_PATTERN}') || "
+                    f"duration(self.interval) >= duration('{MIN_INTERVAL}')",
+                    "message": f"interval must be at least {MIN_INTERVAL}: a rule evaluated more often only loads "
+                    "Prometheus",
+                },
             ]
         },
     )
@@ -157,7 +167,9 @@ class DetectionRuleSpec(Model):
     ] = "0s"
     interval: Annotated[
         Duration,
-        Field(description="How often the operator evaluates the rule, e.g. 30s (the default)."),
+        Field(
+            description=f"How often the operator evaluates the rule, e.g. 30s (the default); at least {MIN_INTERVAL}."
+        ),
     ] = "30s"
     severity: Annotated[
         Severity,
@@ -226,6 +238,10 @@ class DetectionRuleSpec(Model):
     def _one_of_expr_or_conditions(self) -> DetectionRuleSpec:
         if (self.expr is None) == (self.conditions is None):
             raise ValueError("exactly one of expr or conditions must be set")
+        if parse_duration(self.interval) < parse_duration(MIN_INTERVAL):
+            raise ValueError(
+                f"interval must be at least {MIN_INTERVAL}: a rule evaluated more often only loads Prometheus"
+            )
         return self
 
 
