@@ -10,6 +10,7 @@ import sys
 
 from incidentops import config as config_module
 from incidentops import logs
+from incidentops.detection.service import Evaluator
 from incidentops.handlers import readiness
 from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
@@ -25,8 +26,10 @@ log = logging.getLogger("incidentops")
 async def run(config: config_module.Config) -> None:
     kube = AsyncKube(KubeClient(load_api_client(pool=config.kube_workers * 2)), workers=config.kube_workers)
     deps = Deps(config=config, kube=kube, ingestor=Ingestor(kube, config, utc_now))
+    prometheus = await prometheus_of(config, kube)
+    deps.evaluator = Evaluator(kube, deps.ingestor, config, utc_now, prometheus)
     if config.remediation:
-        deps.responder = Responder(kube, config, utc_now, await prometheus_of(config, kube))
+        deps.responder = Responder(kube, config, utc_now, prometheus)
     else:
         log.warning("remediation is OFF (INCIDENTOPS_REMEDIATION=false): runbooks are never run")
     tokens = TokenSource(config.webhook_token)
@@ -45,6 +48,7 @@ async def run(config: config_module.Config) -> None:
     if deps.responder is not None:
         background.append(asyncio.create_task(start_responder(deps.responder, kopf_ready)))
     background.append(asyncio.create_task(readiness.recheck_forever(deps, kopf_ready)))
+    await deps.evaluator.start()
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
     try:
         runner = await serve(app, config.http_host, config.http_port)
@@ -67,6 +71,7 @@ async def run(config: config_module.Config) -> None:
             task.cancel()
         if deps.responder is not None:
             await deps.responder.stop()
+        await deps.evaluator.stop()
         await runner.cleanup()
         kube.close()
         log.info("incidentops stopped")
@@ -75,7 +80,10 @@ async def run(config: config_module.Config) -> None:
 async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Prometheus | None:
     """The Prometheus that verify queries and promql-check steps ask, if one is configured."""
     if not config.prometheus_url:
-        log.warning("no Prometheus configured (INCIDENTOPS_PROMETHEUS_URL): runbook verification will fail")
+        log.warning(
+            "no Prometheus configured (INCIDENTOPS_PROMETHEUS_URL): DetectionRules cannot be evaluated "
+            "and runbook verification fails"
+        )
         return None
     token = config.prometheus_token or None
     if config.prometheus_token_secret:

@@ -113,3 +113,14 @@ VERIFICATION_SECONDS = Histogram(
     ["result"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800),
 )
+
+RULE_EVALUATIONS = Counter(
+    "incidentops_rule_evaluations_total",
+    "DetectionRule evaluations, by result (ok, PrometheusUnreachable, QueryRejected, NoPrometheus).",
+    ["result"],
+)
+RULE_EVALUATION_LAG = Histogram(
+    "incidentops_rule_evaluation_lag_seconds",
+    "How late a DetectionRule evaluation started against its schedule.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta
 
-from incidentops.remediation.deadlines import DeadlineQueue
+from incidentops.deadlines import DeadlineQueue
 
 
 def now() -> datetime:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from incidentops.config import Config
+from incidentops.detection.service import Evaluator
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube
 from incidentops.remediation.service import Responder
@@ -23,3 +24,4 @@ class Deps:
     ingestor: Ingestor
     clock: Callable[[], datetime] = utc_now
     responder: Responder | None = None
+    evaluator: Evaluator | None = None

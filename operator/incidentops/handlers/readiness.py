@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from incidentops.api.v1alpha1.common import GROUP, VERSION
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, KIND_BY_NAME, RUNBOOK, Kind
+from incidentops.detection.service import EVALUATION_REASONS
 from incidentops.handlers.deps import Deps
 from incidentops.kube import KubeError, NotFound
 from incidentops.readiness.checks import (
@@ -75,6 +76,9 @@ async def evaluate(
         verdict = _invalid(error)
     conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
     before = find_condition(conditions, "Ready")
+    if kind is DETECTION_RULE and verdict.ready and before is not None and before.reason in EVALUATION_REASONS:
+        # A valid rule's Ready tells how its evaluation goes (Prometheus' own word): the evaluator's to say.
+        verdict = Verdict(before.status == "True", before.reason, before.message, verdict.problems)
     updated = set_condition(
         conditions,
         "Ready",

@@ -30,6 +30,8 @@ class Alert:
     generator_url: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     unknown_severity: str | None = None
+    runbook_ref: str | None = None
+    escalation_policy_ref: str | None = None
 
 
 MAX_LABELS = 64

@@ -21,6 +21,7 @@ from incidentops.api.v1alpha1.common import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     Category,
+    LocalObjectReference,
     Severity,
     WorkloadReference,
     is_dns_label,
@@ -343,6 +344,8 @@ def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj
         correlation_key=key.correlation[:1024],
         labels=_common_labels(firing),
         previous_incident=previous["metadata"]["name"] if previous else None,
+        runbook_ref=_ref(first.runbook_ref),
+        escalation_policy_ref=_ref(first.escalation_policy_ref),
     )
     return {
         "apiVersion": API_VERSION,
@@ -361,6 +364,11 @@ def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj
         },
         "spec": spec.wire(),
     }
+
+
+def _ref(name: str | None) -> LocalObjectReference | None:
+    """A DetectionRule's runbookRef or escalationPolicyRef, carried into the Incident it opens."""
+    return LocalObjectReference(name=name) if name else None
 
 
 def opening_status(spec: IncidentSpec, now: datetime) -> IncidentStatus:

@@ -105,7 +105,7 @@ class Responder:
     def __init__(
         self, kube: AsyncKube, config: Config, clock: Callable[[], datetime], prometheus: Prometheus | None
     ) -> None:
-        from incidentops.remediation.deadlines import DeadlineQueue  # noqa: PLC0415
+        from incidentops.deadlines import DeadlineQueue  # noqa: PLC0415
 
         self.kube = kube
         self.config = config

@@ -293,6 +293,14 @@ class DetectionRuleStatus(StatusModel):
         Field(max_length=100, description="The state of each label set the rule returned (at most 100)."),
     ] = []
     last_evaluation: Annotated[Timestamp | None, Field(description="When the rule was last evaluated.")] = None
+    query: Annotated[
+        str | None,
+        Field(
+            max_length=16384,
+            description="The PromQL the operator sends to Prometheus: expr as written, or the conditions compiled.",
+        ),
+    ] = None
+    firing: Annotated[int, Field(ge=0, description="How many series are firing (the FIRING column).")] = 0
     last_value: Annotated[
         float | None,
         Field(description="The value of the first series at the last evaluation; empty when none was returned."),

@@ -97,6 +97,8 @@ DETECTION_RULE = Kind(
     columns=(
         PrinterColumn("Severity", ".spec.severity"),
         PrinterColumn("State", ".status.state"),
+        PrinterColumn("Firing", ".status.firing", "integer", description="Series firing"),
+        PrinterColumn("Errors", ".status.evaluationErrors", "integer", description="Failed evaluations"),
         PrinterColumn("Last Evaluation", ".status.lastEvaluation", "date"),
         READY,
         REASON,

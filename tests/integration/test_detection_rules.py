@@ -1,0 +1,183 @@
+"""DetectionRules evaluated by the operator on the real Prometheus: pending, firing, an Incident through the
+ingestion path, resolution; a query Prometheus refuses; Prometheus gone; disabling and deleting a rule.
+
+The rules query constant vectors (label_replace(vector(5), ...)), so what fires is decided by the
+rule itself, and changing its expression is how a test makes a series go away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s
+
+from localenv.controlplane import KubeCluster
+from localenv.monitoring import Prometheus as PrometheusServer
+from localenv.operator_process import OperatorProcess
+from localenv.procs import wait_until
+
+GROUP, VERSION = "incidentops.dev", "v1alpha1"
+FIRES = 'label_replace(vector(5), "service", "checkout", "", "")'
+QUIET = f"{FIRES} > 10"
+ENV = {"INCIDENTOPS_WEBHOOK_TOKEN": "rules-token", "INCIDENTOPS_REMEDIATION_POLL": "1s"}
+
+
+def api(cluster: KubeCluster) -> k8s.CustomObjectsApi:
+    return k8s.CustomObjectsApi(cluster.api)
+
+
+def apply_rule(cluster: KubeCluster, namespace: str, name: str, **spec: Any) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DetectionRule", "metadata": {"name": name}, "spec": spec}
+    api(cluster).create_namespaced_custom_object(GROUP, VERSION, namespace, "detectionrules", body)
+
+
+def patch_rule(cluster: KubeCluster, namespace: str, name: str, **spec: Any) -> None:
+    api(cluster).patch_namespaced_custom_object(GROUP, VERSION, namespace, "detectionrules", name, {"spec": spec})
+
+
+def rule(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = api(cluster).get_namespaced_custom_object(GROUP, VERSION, namespace, "detectionrules", name)
+    return found
+
+
+def ready(obj: dict[str, Any]) -> tuple[str, str, str]:
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c["type"] == "Ready":
+            return c["status"], c["reason"], c["message"]
+    return "", "", ""
+
+
+def incidents(cluster: KubeCluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api(cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "incidents")[
+        "items"
+    ]
+    return [i for i in items if i.get("status")]
+
+
+def wait_rule(
+    cluster: KubeCluster, namespace: str, name: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    found: dict[str, Any] = wait_until(
+        lambda: obj if check(obj := rule(cluster, namespace, name)) else None, timeout=60, interval=0.3, what=what
+    )
+    return found
+
+
+def state(obj: dict[str, Any]) -> str | None:
+    return (obj.get("status") or {}).get("state")
+
+
+def test_a_rule_goes_pending_then_firing_opens_one_incident_and_resolves_it(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    apply_rule(
+        kube_cluster,
+        namespace,
+        "checkout-errors",
+        expr=FIRES,
+        interval="5s",
+        severity="SEV2",
+        category="availability",
+        labels={"team": "payments"},
+        annotations={"summary": "{{ $labels.service }} error ratio at {{ $value }}"},
+        resolveAfter="1s",
+        **{"for": "6s"},
+    )
+    pending = wait_rule(kube_cluster, namespace, "checkout-errors", lambda o: state(o) == "Pending", "Pending")
+    assert pending["status"]["query"] == FIRES and ready(pending)[:2] == ("True", "Evaluated")
+    assert incidents(kube_cluster, namespace) == []  # not before `for`
+    wait_rule(kube_cluster, namespace, "checkout-errors", lambda o: state(o) == "Firing", "Firing")
+    [incident] = wait_until(lambda: incidents(kube_cluster, namespace), timeout=30, what="the incident")
+    spec = incident["spec"]
+    assert (spec["source"], spec["severity"], spec["category"], spec["service"]) == (
+        "detectionrule",
+        "SEV2",
+        "availability",
+        "checkout",
+    )
+    assert spec["title"] == "checkout error ratio at 5" and spec["labels"]["team"] == "payments"
+
+    patch_rule(kube_cluster, namespace, "checkout-errors", expr=QUIET)
+    resolved = wait_until(
+        lambda: [i for i in incidents(kube_cluster, namespace) if i["status"]["state"] == "Resolved"],
+        timeout=60,
+        what="the incident resolved once the series went away",
+    )
+    assert len(resolved) == 1 and len(incidents(kube_cluster, namespace)) == 1
+    done = wait_rule(kube_cluster, namespace, "checkout-errors", lambda o: state(o) == "Inactive", "Inactive")
+    assert done["status"]["firing"] == 0
+
+
+def test_a_query_prometheus_refuses_is_not_ready_with_its_message(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    apply_rule(kube_cluster, namespace, "broken", expr="sum(rate(http_requests_total[5m]) >", interval="5s")
+    refused = wait_rule(kube_cluster, namespace, "broken", lambda o: ready(o)[1] == "QueryRejected", "QueryRejected")
+    status, _, message = ready(refused)
+    assert status == "False" and "parse error" in message
+    assert refused["status"]["evaluationErrors"] >= 1
+    patch_rule(kube_cluster, namespace, "broken", expr=QUIET)
+    wait_rule(kube_cluster, namespace, "broken", lambda o: ready(o)[:2] == ("True", "Evaluated"), "fixed")
+
+
+def test_prometheus_gone_keeps_firing_incidents_open_and_says_so_once(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    apply_rule(kube_cluster, namespace, "checkout-errors", expr=FIRES, interval="5s", resolveAfter="1s")
+    wait_rule(kube_cluster, namespace, "checkout-errors", lambda o: state(o) == "Firing", "Firing")
+    wait_until(lambda: incidents(kube_cluster, namespace), timeout=30, what="the incident")
+    prometheus.stop()
+    down = wait_rule(
+        kube_cluster, namespace, "checkout-errors", lambda o: o["status"].get("evaluationErrors", 0) >= 3, "3 errors"
+    )
+    assert ready(down)[:2] == ("False", "PrometheusUnreachable") and state(down) == "Firing"
+    [incident] = incidents(kube_cluster, namespace)
+    assert incident["status"]["state"] != "Resolved"  # the data went away, not the problem
+    events = k8s.CoreV1Api(kube_cluster.api).list_namespaced_event(namespace).items
+    outage = [e for e in events if e.involved_object.name == "checkout-errors" and e.reason == "PrometheusUnreachable"]
+    assert len(outage) == 1  # once per outage, not per evaluation
+
+
+def test_disabling_or_deleting_a_rule_resolves_what_it_opened(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    apply_rule(kube_cluster, namespace, "one", expr=FIRES, interval="5s", service="one")
+    apply_rule(kube_cluster, namespace, "two", expr=FIRES, interval="5s", service="two")
+    wait_until(lambda: len(incidents(kube_cluster, namespace)) == 2, timeout=60, what="two incidents")
+    patch_rule(kube_cluster, namespace, "one", enabled=False)
+    disabled = wait_rule(kube_cluster, namespace, "one", lambda o: state(o) == "Disabled", "Disabled")
+    assert disabled["status"]["series"] == []
+    api(kube_cluster).delete_namespaced_custom_object(GROUP, VERSION, namespace, "detectionrules", "two")
+
+    def both_resolved() -> list[dict[str, Any]] | None:
+        found = incidents(kube_cluster, namespace)
+        return found if all(i["status"]["state"] == "Resolved" for i in found) else None
+
+    for incident in wait_until(both_resolved, timeout=60, what="both incidents resolved"):
+        why = " ".join(e["message"] for e in incident["status"]["timeline"])
+        assert "AlertResolved" in {e["type"] for e in incident["status"]["timeline"]}, why
