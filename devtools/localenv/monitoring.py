@@ -72,12 +72,15 @@ class _LoopbackServer:
     def _argv(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self) -> Self:
-        """Write the config, start the server and wait for /-/ready (retrying a port clash)."""
+    def start(self, port: int | None = None) -> Self:
+        """Write the config, start the server and wait for /-/ready (retrying a port clash).
+
+        `port` asks for that port (a restart where clients already point); otherwise a free one.
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
         for attempt in range(1, _START_ATTEMPTS + 1):
-            self.port = free_port()
+            self.port = port or free_port()
             process = ManagedProcess(self._argv(), log_path=self.work_dir / f"{self.kind}.log")
             process.start()
             self._process = process
@@ -94,7 +97,7 @@ class _LoopbackServer:
             if process.returncode is None:
                 return self
             log = process.tail()
-            if "address already in use" in log and attempt < _START_ATTEMPTS:
+            if "address already in use" in log and attempt < _START_ATTEMPTS and port is None:
                 continue
             raise ServerStartError(f"{self.kind} exited with code {process.returncode}\n--- {self.kind} log ---\n{log}")
         raise AssertionError("unreachable")
@@ -114,6 +117,12 @@ class _LoopbackServer:
             self._process.stop()
             self._process = None
         self.port = 0
+
+    def restart(self) -> Self:
+        """Stop and start again on the same port (and data directory): as if it came back from an outage."""
+        port = self.port
+        self.stop()
+        return self.start(port=port)
 
     def logs(self) -> str:
         """The server's output so far."""

@@ -9,6 +9,7 @@ and never read the silence as "all clear").
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,10 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests import RequestException
 from urllib3.util.retry import Retry
+
+# urllib3 logs every retry of a refused connection; with a thousand rules and Prometheus down that is
+# a flood. The callers log what failed, once, in their own words.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class PrometheusError(Exception):

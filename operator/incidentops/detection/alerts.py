@@ -92,6 +92,14 @@ def alert_for(
         starts_at=series.fired_at or series.active_since,
         ends_at=None if firing else now,
         annotations=annotations,
+        # groupBy: one incident per label set, as the rule asks; otherwise the service's incident, as for any alert
+        correlation=(
+            ",".join(
+                [f"namespace={namespace}", f"rule={rule}", *(f"{k}={series.labels.get(k, '')}" for k in spec.group_by)]
+            )
+            if spec.group_by
+            else None
+        ),
         runbook_ref=spec.runbook_ref.name if spec.runbook_ref else None,
         escalation_policy_ref=spec.escalation_policy_ref.name if spec.escalation_policy_ref else None,
     )

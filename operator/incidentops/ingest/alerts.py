@@ -32,6 +32,7 @@ class Alert:
     unknown_severity: str | None = None
     runbook_ref: str | None = None
     escalation_policy_ref: str | None = None
+    correlation: str | None = None  # set by a source that knows better (a DetectionRule's groupBy)
 
 
 MAX_LABELS = 64

@@ -39,7 +39,9 @@ class GroupKey:
 
 
 def correlation_key(alert: Alert, config: Config) -> str:
-    """Service + namespace by default, else the configured label set."""
+    """Service + namespace by default, else the configured label set (or what the alert's source says)."""
+    if alert.correlation:
+        return alert.correlation
     if config.correlation_labels:
         parts = [f"{name}={alert.labels.get(name, '')}" for name in config.correlation_labels]
     else:
