@@ -181,3 +181,51 @@ def test_disabling_or_deleting_a_rule_resolves_what_it_opened(
     for incident in wait_until(both_resolved, timeout=60, what="both incidents resolved"):
         why = " ".join(e["message"] for e in incident["status"]["timeline"])
         assert "AlertResolved" in {e["type"] for e in incident["status"]["timeline"]}, why
+
+
+def plugin(cluster: KubeCluster, *args: str, code: int = 0) -> Any:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from incidentops.cli.main import cli  # noqa: PLC0415
+
+    result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(cluster.kubeconfig)])
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_test_rule_shows_what_a_rule_would_open_and_simulate_opens_a_labelled_incident(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+    tmp_path: Any,
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    prometheus.wait_for_value("vector(1)", lambda v: v == 1.0, 30)
+    manifest = tmp_path / "rule.yaml"
+    manifest.write_text(
+        "apiVersion: incidentops.dev/v1alpha1\nkind: DetectionRule\nmetadata: {name: checkout-errors}\n"
+        f"spec:\n  expr: '{FIRES}'\n  severity: SEV2\n  annotations: {{summary: 'errors at {{{{ $value }}}}'}}\n"
+    )
+    shown = plugin(kube_cluster, "test-rule", str(manifest), "-n", namespace, "--prometheus", prometheus.url).stdout
+    assert f"query: {FIRES}" in shown and "1 series would fire" in shown
+    assert "service=checkout  value 5" in shown and "would open: errors at 5 (SEV2, service checkout)" in shown
+    apply_rule(kube_cluster, namespace, "quiet", expr=QUIET, interval="1m")
+    quiet = plugin(kube_cluster, "test-rule", "quiet", "-n", namespace, "--prometheus", prometheus.url, "--at", "1m")
+    assert "no series: the rule would not fire" in quiet.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: DetectionRule\nmetadata: {name: b}\nspec: {expr: 'sum(rate(x[5m]) >'}\n")
+    refused = plugin(kube_cluster, "test-rule", str(broken), "--prometheus", prometheus.url, code=1)
+    assert "parse error" in refused.stderr
+    assert incidents(kube_cluster, namespace) == []  # trying a rule opens nothing
+
+    operator_factory([namespace], ENV)
+    opened = plugin(kube_cluster, "simulate", "-n", namespace, "--service", "checkout", "--alert", "PodsCrashing")
+    name = opened.stdout.split('"')[1]
+    [incident] = wait_until(lambda: incidents(kube_cluster, namespace), timeout=30, what="the simulated incident")
+    assert (
+        incident["metadata"]["name"] == name and incident["metadata"]["labels"]["incidentops.dev/simulation"] == "true"
+    )
+    assert incident["spec"]["title"] == "[simulation] PodsCrashing on checkout"
+    assert incident["status"]["state"] == "Detected"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from incidentops.api.v1alpha1.common import Severity, parse_duration
 from incidentops.api.v1alpha1.incident import IncidentState
-from incidentops.api.v1alpha1.resources import INCIDENT, RUNBOOK
+from incidentops.api.v1alpha1.resources import DETECTION_RULE, INCIDENT, RUNBOOK
 from incidentops.cli import format as fmt
 from incidentops.cli.actions import (
     Incident,
@@ -43,6 +44,7 @@ from incidentops.cli.actions import (
     write_intent,
 )
 from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
+from incidentops.cli.rules import parse_labels, parse_rule, rule_from_file, simulated_incident, try_rule, when
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
 from incidentops.cli.session import Session, SessionError, explain
 from incidentops.kube import KubeError, NotFound
@@ -569,6 +571,97 @@ def mitigate(name: str, runbook: str | None, show: bool) -> None:
             {"spec": {"runbookRef": {"name": runbook}}},
         )
     click.echo(f'incident "{name}": runbook {runbook} requested; follow it with kubectl incident describe {name}')
+
+
+@cli.command("test-rule", context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("rule", metavar="FILE|NAME")
+@click.option("--at", "at_", metavar="TIME", help="Evaluate at a past time: RFC 3339, or a duration ago (10m).")
+@click.option(
+    "--prometheus",
+    envvar="INCIDENTOPS_PROMETHEUS_URL",
+    metavar="URL",
+    help="Prometheus to ask (default: $INCIDENTOPS_PROMETHEUS_URL); a token comes from $INCIDENTOPS_PROMETHEUS_TOKEN.",
+)
+@handle_errors
+def test_rule(rule: str, at_: str | None, prometheus: str | None) -> None:
+    """Evaluate a DetectionRule (a YAML file, or one in the cluster) on Prometheus now; opens nothing."""
+    import os  # noqa: PLC0415
+
+    from incidentops.prometheus import Prometheus  # noqa: PLC0415 - only this verb queries Prometheus
+
+    if not prometheus:
+        raise click.UsageError("no Prometheus: pass --prometheus URL or set INCIDENTOPS_PROMETHEUS_URL")
+    session = click.get_current_context().ensure_object(Session)
+    path = Path(rule)
+    if path.exists():
+        name, namespace, spec = rule_from_file(path)
+        namespace = namespace or session.resolved_namespace()
+    else:
+        namespace, name = session.resolved_namespace(), rule
+        try:
+            obj = session.client().get(DETECTION_RULE, namespace, name)
+        except NotFound:
+            raise Fail(f'no file "{rule}" and no DetectionRule "{rule}" in namespace {namespace}') from None
+        spec = parse_rule(obj.get("spec") or {})
+    client = Prometheus(prometheus, token=os.environ.get("INCIDENTOPS_PROMETHEUS_TOKEN") or None)
+    now = _now()
+    for line in try_rule(name, namespace, spec, client, when(at_, now), now):
+        click.echo(line)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.option("--service", required=True, help="The service the test incident is about.")
+@click.option("--alert", "alert", default="SimulatedAlert", show_default=True, help="Its alert name.")
+@click.option("--severity", "level", default="SEV3", show_default=True, help="SEV1..SEV5 or an alias.")
+@click.option("--category", help="availability, performance, capacity, ...")
+@click.option("--deployment", help="The Deployment it affects (runbook steps without a target act on it).")
+@click.option("--runbook", help="A Runbook to run for it.")
+@click.option("--policy", help="An EscalationPolicy to page with.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="An alert label (repeatable).")
+@BY_OPTION
+@handle_errors
+def simulate(
+    service: str,
+    alert: str,
+    level: str,
+    category: str | None,
+    deployment: str | None,
+    runbook: str | None,
+    policy: str | None,
+    labels: tuple[str, ...],
+    by: str | None,
+) -> None:
+    """Open a clearly labelled test incident, to try runbooks and escalation policies end to end.
+
+    It is a real Incident: matching runbooks run (use safety.dryRunOnly to rehearse) and escalation
+    pages. Its title starts with [simulation] and it carries the label incidentops.dev/simulation=true.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    try:
+        [severity] = parse_severities([level])
+    except (SelectionError, ValueError) as error:
+        raise click.BadParameter(str(error) or "one severity", param_hint="--severity") from None
+    try:
+        body = simulated_incident(
+            namespace,
+            service,
+            alert,
+            severity,
+            parse_labels(labels),
+            category=category,
+            deployment=deployment,
+            runbook=runbook,
+            policy=policy,
+            by=by or session.default_actor(),
+        )
+    except ValidationError as error:
+        raise Fail(f"invalid simulation: {error.errors()[0]['msg']}") from None
+    created = session.client().create(INCIDENT, namespace, body)
+    name = created["metadata"]["name"]
+    click.echo(f'incident "{name}" opened (simulation); follow it with kubectl incident describe {name}')
 
 
 def main() -> None:

@@ -202,6 +202,10 @@ class RestClient:
         items: list[Obj] = self._request("GET", self._path(kind, namespace) + suffix).get("items", [])
         return items
 
+    def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
+        query = urllib.parse.urlencode({"fieldManager": self.component})
+        return self._request("POST", f"{self._path(kind, namespace)}?{query}", body, "application/json")
+
     def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
         body = dict(patch)
         if resource_version:
