@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from incidentops.api.v1alpha1.common import parse_duration
 from incidentops.api.v1alpha1.conditions import Condition, ConditionStatus, find_condition, set_condition
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, DetectionRuleStatus, SeriesState
-from incidentops.api.v1alpha1.resources import DETECTION_RULE
+from incidentops.api.v1alpha1.incident import IncidentStatus
+from incidentops.api.v1alpha1.resources import DETECTION_RULE, INCIDENT
 from incidentops.config import Config
 from incidentops.deadlines import DeadlineQueue
 from incidentops.detection.alerts import alert_for
@@ -31,6 +32,7 @@ from incidentops.detection.compile import expression
 from incidentops.detection.series import Sample, evaluate, rule_state
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
+from incidentops.lifecycle.machine import append_timeline
 from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS
 from incidentops.prometheus import Prometheus, PrometheusError
 
@@ -132,10 +134,29 @@ class Evaluator:
             for s in firing
         ]
         try:
-            await self.ingestor.ingest(alerts)
+            persisted = await self.ingestor.ingest(alerts)
             log.info("%s: resolved the %d series it had firing", why, len(firing))
         except KubeError as error:
             log.warning("%s, but its %d firing series could not be resolved: %s", why, len(firing), error)
+            return
+        for where in persisted:
+            if where.incident is not None:
+                await self._note(where.namespace, where.incident, why)
+
+    async def _note(self, namespace: str, name: str, why: str) -> None:
+        """Say in the incident's own timeline why its rule's alerts resolved (a deleted or disabled rule)."""
+        for _ in range(5):
+            try:
+                obj = await self.kube.get(INCIDENT, namespace, name)
+                status = IncidentStatus.model_validate(obj.get("status") or {})
+                noted = append_timeline(status, self.clock(), "DetectionRuleGone", f"{why}: its alerts are resolved")
+                await self.kube.replace_status(INCIDENT, {**obj, "status": noted.wire()})
+                return
+            except Conflict:
+                continue
+            except KubeError as error:
+                log.warning("could not note on incident %s/%s that %s: %s", namespace, name, why, error)
+                return
 
     async def _turn(self, key: Hashable) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])  # type: ignore[index]
