@@ -143,3 +143,15 @@ def test_an_interval_too_short_to_be_sane_is_refused() -> None:
         rule(expr="x > 1", interval="500ms")
     assert rule(expr="x > 1", interval="5s").interval == "5s"
     assert rule(expr="x > 1", interval="1d").interval == "1d"
+
+
+def test_annotations_fill_in_labels_and_value_and_nothing_else() -> None:
+    from incidentops.detection.alerts import render  # noqa: PLC0415
+
+    labels = {"service": "checkout", "namespace": "shop"}
+    assert render("{{ $labels.service }} in {{$labels.namespace}}: {{ $value }}", labels, 0.25) == (
+        "checkout in shop: 0.25"
+    )
+    assert render("{{ $value | humanizePercentage }} failing", labels, 0.1234) == "12.34% failing"
+    assert render("{{ $value | humanize }} rps", labels, 12345.0) == "12.35k rps"
+    assert render("{{ .Secret }} {{ $labels.missing }}!", labels, None) == "{{ .Secret }} !"

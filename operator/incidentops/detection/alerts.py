@@ -2,8 +2,9 @@
 
 Labels: the series' own, then the rule's, then alertname (the rule's name), severity, category and
 namespace (the rule's), so the incident lands beside the rule and matches runbooks like any
-alert. Annotations are templates: `{{ $labels.name }}` and `{{ $value }}` are replaced, nothing
-else is interpreted (no template engine reaches alert text), and the result is bounded.
+alert. Annotations are templates: `{{ $labels.name }}` and `{{ $value }}` (with `| humanize` or
+`| humanizePercentage`) are replaced, nothing else is interpreted (no template engine reaches
+alert text), and the result is bounded.
 """
 
 from __future__ import annotations
@@ -27,15 +28,29 @@ from incidentops.ingest.alerts import (
 
 SOURCE = "detectionrule"
 RULE_LABEL = "incidentops_rule"
-_PLACEHOLDER = re.compile(r"\{\{\s*\$(labels\.([a-zA-Z_][a-zA-Z0-9_]*)|value)\s*\}\}")
+_PLACEHOLDER = re.compile(
+    r"\{\{\s*\$(labels\.([a-zA-Z_][a-zA-Z0-9_]*)|value)\s*(?:\|\s*(humanizePercentage|humanize)\s*)?\}\}"
+)
+
+
+def _humane(value: float, how: str | None) -> str:
+    if how == "humanizePercentage":
+        return f"{value * 100:.4g}%"
+    if how == "humanize":
+        for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= factor:
+                return f"{value / factor:.4g}{suffix}"
+        return f"{value:.4g}"
+    return f"{value:g}"
 
 
 def render(template: str, labels: Mapping[str, str], value: float | None) -> str:
-    """Replace `{{ $labels.x }}` and `{{ $value }}`; anything else stays as written."""
+    """Replace `{{ $labels.x }}` and `{{ $value }}` (optionally `| humanize`, `| humanizePercentage`, as
+    Prometheus does); anything else stays as written."""
 
     def one(match: re.Match[str]) -> str:
         if match.group(1) == "value":
-            return "" if value is None else f"{value:g}"
+            return "" if value is None else _humane(value, match.group(3))
         return str(labels.get(match.group(2), ""))
 
     return bounded_text(_PLACEHOLDER.sub(one, template), MAX_ANNOTATION_VALUE)
