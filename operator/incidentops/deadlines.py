@@ -32,6 +32,7 @@ class DeadlineQueue:
         self._seq = 0
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._runner: asyncio.Task[None] | None = None
 
     def schedule(self, key: Hashable, at: datetime | None = None) -> None:
         """Look at `key` at `at` (now when None); an earlier deadline already queued wins."""
@@ -91,6 +92,18 @@ class DeadlineQueue:
             self.schedule(key)
         elif nxt is not None:
             self.schedule(key, nxt)
+
+    def start(self) -> None:
+        """Run in the background until stop()."""
+        self._runner = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Stop waking keys and cancel the turns under way."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        await self.close()
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -11,7 +11,6 @@ incident resolves because the data went away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Hashable, Mapping
@@ -74,18 +73,13 @@ class Evaluator:
         self.queue = DeadlineQueue(self._turn, clock, concurrency=8)
         self._generations: dict[Key, int] = {}
         self._due: dict[Key, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
         self._posting: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.queue.run())
+        self.queue.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.queue.close()
+        await self.queue.stop()
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """A rule as the watch saw it: new rules join their grid; a changed spec is evaluated at once."""

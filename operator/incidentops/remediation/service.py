@@ -116,7 +116,6 @@ class Responder:
         self.poll = timedelta(seconds=config.seconds("remediation_poll"))
         self.in_doubt_after = timedelta(seconds=config.seconds("in_doubt_after"))
         self._starting = asyncio.Lock()  # guard verdicts and the writes they lead to: an exact storm budget
-        self._task: asyncio.Task[None] | None = None
         self._posting: set[asyncio.Task[None]] = set()
 
     # -- feeding ---------------------------------------------------------------------------------
@@ -127,15 +126,11 @@ class Responder:
         for namespace in namespaces:
             for obj in await self.kube.list(INCIDENT, namespace):
                 self.observe(obj)
-        self._task = asyncio.create_task(self.queue.run())
+        self.queue.start()
         log.info("remediation started: %d incidents to look at", self.queue.pending())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.queue.close()
+        await self.queue.stop()
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """Feed one Incident as the watch (or the start-up LIST) saw it."""
