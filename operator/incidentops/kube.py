@@ -347,6 +347,7 @@ class AsyncKube:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         # Events are for humans; their own narrow lane keeps them from slowing persistence down.
         self._events = ThreadPoolExecutor(max_workers=event_workers, thread_name_prefix="kube-events")
+        self._posting: set[asyncio.Task[None]] = set()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -385,6 +386,12 @@ class AsyncKube:
             await loop.run_in_executor(self._events, partial(self.client.post_event, obj, reason, message, type_=type_))
         except KubeError as error:
             log.warning("could not post event %s on %s: %s", reason, obj["metadata"].get("name"), error)
+
+    def post_event_soon(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal") -> None:
+        """post_event without waiting for it: Events are for humans and must never hold a response up."""
+        task = asyncio.create_task(self.post_event(obj, reason, message, type_=type_))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

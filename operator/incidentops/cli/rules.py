@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from incidentops.api.v1alpha1.common import API_VERSION, Severity, parse_duration
+from incidentops.api.v1alpha1.common import API_VERSION, Severity, located, parse_duration, parse_time
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, SeriesState
 from incidentops.api.v1alpha1.incident import IncidentSpec
 from incidentops.api.v1alpha1.resources import INCIDENT
@@ -44,9 +44,7 @@ def parse_rule(spec: Mapping[str, Any]) -> DetectionRuleSpec:
     try:
         return DetectionRuleSpec.model_validate(spec)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(["spec", *(str(p) for p in first["loc"])])
-        raise Refused(f"invalid DetectionRule: {where}: {first['msg']}") from None
+        raise Refused(f"invalid DetectionRule: {located(error)}") from None
 
 
 def when(text: str | None, now: datetime) -> datetime | None:
@@ -58,7 +56,7 @@ def when(text: str | None, now: datetime) -> datetime | None:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise Refused(f"--at {text!r}: give an RFC 3339 time or a duration ago such as 10m") from None
 

@@ -73,7 +73,7 @@ class Evaluator:
         self.queue = DeadlineQueue(self._turn, clock, concurrency=8)
         self._generations: dict[Key, int] = {}
         self._due: dict[Key, datetime] = {}
-        self._posting: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.queue.start()
@@ -109,8 +109,8 @@ class Evaluator:
         self._due.pop(key, None)
         self.queue.forget(key)
         task = asyncio.create_task(self._resolve_all(body, f"DetectionRule {key[1]} was deleted"))
-        self._posting.add(task)
-        task.add_done_callback(self._posting.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _resolve_all(self, body: Mapping[str, Any], why: str) -> None:
         try:
@@ -283,17 +283,15 @@ class Evaluator:
                 and before is not None
                 and (before.status, before.reason) != (after.status, after.reason)
             ):
-                event = "Warning" if after.status == "False" else "Normal"
-                self._tell(
-                    obj, after.reason if after.status == "False" else "EvaluationRecovered", after.message, event
+                # One Event per change of Ready: per outage, not per evaluation.
+                failing = after.status == "False"
+                self.kube.post_event_soon(
+                    obj,
+                    after.reason if failing else "EvaluationRecovered",
+                    after.message,
+                    type_="Warning" if failing else "Normal",
                 )
             return
         log.warning(
             "rule %s/%s kept changing; its status is written at the next evaluation", meta["namespace"], meta["name"]
         )
-
-    def _tell(self, obj: Obj, reason: str, message: str, type_: str) -> None:
-        """One Event per change of Ready (per outage, not per evaluation), without holding the turn up."""
-        task = asyncio.create_task(self.kube.post_event(obj, reason, message, type_=type_))
-        self._posting.add(task)
-        task.add_done_callback(self._posting.discard)

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from incidentops.api.v1alpha1.common import GROUP, VERSION
+from incidentops.api.v1alpha1.common import GROUP, VERSION, located
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, KIND_BY_NAME, RUNBOOK, Kind
 from incidentops.detection.service import EVALUATION_REASONS
@@ -53,9 +53,7 @@ class ClusterLookup:
 
 def _invalid(error: ValidationError) -> Verdict:
     """The first problem, located from spec: "spec.levels.1.after: ...", or "spec: ..." for the whole spec."""
-    first = error.errors()[0]
-    where = ".".join(["spec", *(str(p) for p in first["loc"])])
-    return Verdict(False, "InvalidSpec", f"{where}: {first['msg']}")
+    return Verdict(False, "InvalidSpec", located(error))
 
 
 CHECKED: list[tuple[Kind, Checker]] = [

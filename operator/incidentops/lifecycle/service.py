@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL
+from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL, parse_time
 from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus, current_severity
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj
@@ -34,7 +34,7 @@ def awaits_ingester(obj: Mapping[str, Any], now: datetime) -> bool:
         return False
     created = meta.get("creationTimestamp")
     try:
-        at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        at = parse_time(str(created))
     except ValueError:
         return True
     return now - at < INGESTER_GRACE

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from incidentops.api.v1alpha1.common import parse_time
 from incidentops.api.v1alpha1.runbook import Action
 from incidentops.remediation.guards import PastRun
 from incidentops.remediation.targets import CHANGES_NOTHING
@@ -30,7 +31,7 @@ def runs_in(status: Mapping[str, Any], uid: str = "") -> list[PastRun]:
             continue
         if not started or action in CHANGES_NOTHING or not step.get("target"):
             continue
-        at = started if isinstance(started, datetime) else datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+        at = started if isinstance(started, datetime) else parse_time(str(started))
         runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic")), uid))
     return runs
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from incidentops.api.v1alpha1.common import parse_time
+
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 TEMPLATE_HASH = "pod-template-hash"
@@ -44,7 +46,7 @@ class ReplicaSetRevision:
         try:
             revision = int(annotations.get(REVISION, ""))
             history = tuple(int(p) for p in str(annotations.get(REVISION_HISTORY, "")).split(",") if p.strip())
-            created = datetime.fromisoformat(str(meta.get("creationTimestamp")).replace("Z", "+00:00"))
+            created = parse_time(str(meta.get("creationTimestamp")))
         except ValueError:
             return None
         return cls(str(meta.get("name")), created, revision, history, str(labels.get(TEMPLATE_HASH, "")))

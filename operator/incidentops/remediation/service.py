@@ -116,7 +116,6 @@ class Responder:
         self.poll = timedelta(seconds=config.seconds("remediation_poll"))
         self.in_doubt_after = timedelta(seconds=config.seconds("in_doubt_after"))
         self._starting = asyncio.Lock()  # guard verdicts and the writes they lead to: an exact storm budget
-        self._posting: set[asyncio.Task[None]] = set()
 
     # -- feeding ---------------------------------------------------------------------------------
 
@@ -197,14 +196,10 @@ class Responder:
         meta = obj["metadata"]
         for notice in notices:
             log.info("incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
-            self._tell(written, notice.reason, notice.message, warning=notice.warning)
+            self.kube.post_event_soon(
+                written, notice.reason, notice.message, type_="Warning" if notice.warning else "Normal"
+            )
         return written
-
-    def _tell(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        """Post an Event without waiting for it: Events are for humans and must never slow a response down."""
-        task = asyncio.create_task(self.kube.post_event(obj, reason, message, type_="Warning" if warning else "Normal"))
-        self._posting.add(task)
-        task.add_done_callback(self._posting.discard)
 
     async def _runbook(self, namespace: str, remediation: RemediationStatus) -> RunbookSpec | None:
         """The run's Runbook as it was chosen; None when it was deleted or has changed since (a new generation)."""
@@ -593,7 +588,7 @@ class Responder:
             detail = f" from revision {before.get('revision')} to revision {before.get('toRevision')}"
         incident_name = f"{meta['namespace']}/{meta['name']}"
         message = f"incidentops {step.action}{detail} for incident {incident_name} (step {step.name}): {what}"
-        self._tell(obj, f"Incidentops{str(step.action).title().replace('-', '')}", message)
+        self.kube.post_event_soon(obj, f"Incidentops{str(step.action).title().replace('-', '')}", message)
 
     # -- after the steps -------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
 
 GROUP = "incidentops.dev"
@@ -70,6 +70,17 @@ def format_time(value: datetime) -> str:
 def _zoned(value: datetime) -> datetime:
     """A time written without an offset (kubectl patch by hand, say) is UTC, as everywhere in incidentops."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time as Kubernetes writes it ("...Z"); without an offset it is UTC. Raises ValueError."""
+    return _zoned(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def located(error: ValidationError, root: str = "spec") -> str:
+    """The first problem of a validation error, located from `root`: "spec.levels.1.after: ..."."""
+    first = error.errors()[0]
+    return f"{'.'.join([root, *(str(p) for p in first['loc'])])}: {first['msg']}"
 
 
 Timestamp = Annotated[datetime, AfterValidator(_zoned), PlainSerializer(format_time, return_type=str, when_used="json")]
