@@ -11,6 +11,7 @@ import sys
 from incidentops import config as config_module
 from incidentops import logs
 from incidentops.detection.service import Evaluator
+from incidentops.escalation.service import Escalator
 from incidentops.handlers import readiness
 from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
@@ -32,6 +33,10 @@ async def run(config: config_module.Config) -> None:
         deps.responder = Responder(kube, config, utc_now, prometheus)
     else:
         log.warning("remediation is OFF (INCIDENTOPS_REMEDIATION=false): runbooks are never run")
+    if config.escalation:
+        deps.escalator = Escalator(kube, config, utc_now)
+    else:
+        log.warning("escalation is OFF (INCIDENTOPS_ESCALATION=false): nobody is paged")
     tokens = TokenSource(config.webhook_token)
     if config.webhook_auth == "none":
         log.warning(
@@ -46,7 +51,9 @@ async def run(config: config_module.Config) -> None:
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
     if deps.responder is not None:
-        background.append(asyncio.create_task(start_responder(deps.responder, kopf_ready)))
+        background.append(asyncio.create_task(start_when_ready("remediation", deps.responder, kopf_ready)))
+    if deps.escalator is not None:
+        background.append(asyncio.create_task(start_when_ready("escalation", deps.escalator, kopf_ready)))
     background.append(asyncio.create_task(readiness.recheck_forever(deps, kopf_ready)))
     await deps.evaluator.start()
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
@@ -71,6 +78,8 @@ async def run(config: config_module.Config) -> None:
             task.cancel()
         if deps.responder is not None:
             await deps.responder.stop()
+        if deps.escalator is not None:
+            await deps.escalator.stop()
         await deps.evaluator.stop()
         await runner.cleanup()
         kube.close()
@@ -95,16 +104,16 @@ async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Promet
     return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
 
 
-async def start_responder(responder: Responder, kopf_ready: asyncio.Event) -> None:
-    """Start remediation once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
+async def start_when_ready(what: str, service: Responder | Escalator, kopf_ready: asyncio.Event) -> None:
+    """Start a service once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
     await kopf_ready.wait()
     delay = 1.0
     while True:
         try:
-            await responder.start()
+            await service.start()
             return
         except KubeError as error:
-            log.warning("remediation cannot start yet (%s); retrying in %.0fs", error, delay)
+            log.warning("%s cannot start yet (%s); retrying in %.0fs", what, error, delay)
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 

@@ -93,6 +93,24 @@ class Config(BaseModel):
     prometheus_token: str = ""
     prometheus_token_secret: str = Field(default="", description="namespace/name/key of a Secret holding the token.")
     prometheus_timeout: str = "10s"
+    escalation: bool = Field(default=True, description="Page people through EscalationPolicies at all.")
+    default_escalation_policy: str = Field(
+        default="", description="name (in the incident's namespace) or namespace/name of the fallback policy."
+    )
+    contacts_secret: str = Field(
+        default="", description="namespace/name/key of the contact directory (YAML: users and teams)."
+    )
+    templates_configmap: str = Field(default="", description="namespace/name of a ConfigMap overriding templates.")
+    notify_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    notify_backoff: str = Field(default="2s", description="First retry delay of a notification; it doubles.")
+    notify_backoff_max: str = "5m"
+    notify_timeout: str = Field(default="10s", description="How long one call to a channel may take.")
+    smtp_host: str = "localhost"
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_starttls: bool = False
+    smtp_from: str = "incidentops@localhost"
+    pagerduty_webhook_secret: str = Field(default="", description="The signing secret of PagerDuty's v3 webhook.")
+    pagerduty_webhook_secret_ref: str = Field(default="", description="namespace/name/key of a Secret holding it.")
 
     @field_validator(
         "correlation_window",
@@ -101,17 +119,36 @@ class Config(BaseModel):
         "in_doubt_after",
         "rollback_lookback",
         "prometheus_timeout",
+        "notify_backoff",
+        "notify_backoff_max",
+        "notify_timeout",
     )
     @classmethod
     def _window(cls, value: str) -> str:
         parse_duration(value)
         return value
 
-    @field_validator("webhook_token_secret", "prometheus_token_secret")
+    @field_validator(
+        "webhook_token_secret", "prometheus_token_secret", "contacts_secret", "pagerduty_webhook_secret_ref"
+    )
     @classmethod
     def _secret(cls, value: str) -> str:
         if value and len(value.split("/")) != 3:
             raise ValueError("expected namespace/name/key")
+        return value
+
+    @field_validator("templates_configmap")
+    @classmethod
+    def _configmap(cls, value: str) -> str:
+        if value and len(value.split("/")) != 2:
+            raise ValueError("expected namespace/name")
+        return value
+
+    @field_validator("default_escalation_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        if value and len(value.split("/")) > 2:
+            raise ValueError("expected name or namespace/name")
         return value
 
     def seconds(self, field: str) -> float:
@@ -139,7 +176,7 @@ class Config(BaseModel):
         return not self.namespaces or namespace in self.namespaces
 
 
-_BOOL_FIELDS = {"auto_resolve", "remediation"}
+_BOOL_FIELDS = {"auto_resolve", "remediation", "escalation", "smtp_starttls"}
 _LIST_FIELDS = {"namespaces", "severity_labels", "service_labels", "correlation_labels", "dedup_labels"}
 
 

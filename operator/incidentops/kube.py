@@ -300,6 +300,11 @@ class KubeClient:
         data = (secret.data or {}).get(key)
         return base64.b64decode(data).decode() if data is not None else None
 
+    def configmap_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A ConfigMap's data (empty when it has none)."""
+        configmap = self._call(self.core.read_namespaced_config_map, name, namespace)
+        return dict(configmap.data or {})
+
     def namespace_exists(self, name: str) -> bool:
         try:
             self._call(self.core.read_namespace, name)
@@ -372,6 +377,12 @@ class AsyncKube:
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return await self.run(self.client.secret_value, namespace, name, key)
+
+    async def configmap_data(self, namespace: str, name: str) -> dict[str, str]:
+        return await self.run(self.client.configmap_data, namespace, name)
+
+    async def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        return await self.run(self.client.patch_spec, kind, namespace, name, patch)
 
     async def namespace_exists(self, name: str) -> bool:
         return await self.run(self.client.namespace_exists, name)

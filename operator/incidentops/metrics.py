@@ -53,6 +53,26 @@ TIME_TO_RESOLVE = Histogram(
 )
 
 
+NOTIFICATIONS = Counter(
+    "incidentops_notifications_total",
+    "Notification attempts by channel and result: delivered, retry or failed (given up).",
+    ["channel", "result"],
+)
+ESCALATION_LEVELS = Counter(
+    "incidentops_escalation_levels_total", "Escalation levels notified, by level (1 = first).", ["level"]
+)
+ESCALATION_LATENESS = Histogram(
+    "incidentops_escalation_lateness_seconds",
+    "How long after its deadline a level was notified (the time it was fired minus the deadline).",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120),
+)
+ACKNOWLEDGEMENTS = Counter(
+    "incidentops_acknowledgements_total",
+    "Incidents acknowledged, by the escalation level reached when they were (0: before any page).",
+    ["level"],
+)
+
+
 class OpenIncidents(Collector):
     """Open incidents by severity, from what the operator's watch last saw of each incident."""
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from incidentops.config import Config
 from incidentops.detection.service import Evaluator
+from incidentops.escalation.service import Escalator
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube
 from incidentops.remediation.service import Responder
@@ -25,3 +26,4 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     responder: Responder | None = None
     evaluator: Evaluator | None = None
+    escalator: Escalator | None = None

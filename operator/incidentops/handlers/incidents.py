@@ -70,9 +70,13 @@ def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
             OPEN_INCIDENTS.forget(namespace or "", name)
             if deps.responder is not None:
                 deps.responder.forget(namespace or "", name, str((body.get("metadata") or {}).get("uid", "")))
+            if deps.escalator is not None:
+                deps.escalator.forget(namespace or "", name)
             return
         if deps.responder is not None:
             deps.responder.observe(body)
+        if deps.escalator is not None:
+            deps.escalator.observe(body)
         status = body.get("status") or {}
         severity = status.get("severity") or (body.get("spec") or {}).get("severity", "")
         OPEN_INCIDENTS.observe(namespace or "", name, severity, status.get("state", "Detected"))

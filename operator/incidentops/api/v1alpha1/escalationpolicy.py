@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
@@ -23,22 +24,28 @@ from incidentops.api.v1alpha1.common import (
 )
 from incidentops.api.v1alpha1.conditions import Condition
 
-ChannelType = Literal["slack", "pagerduty", "webhook", "email", "sms", "phone"]
+ChannelType = Literal["slack", "pagerduty", "webhook", "email", "sms", "phone", "statuspage"]
+PER_PERSON: frozenset[str] = frozenset({"email", "sms", "phone"})
 MAX_LEVELS = 10
 
 
 _CHANNEL_RULES: list[JsonValue] = [
     {
-        "rule": "!(self.type in ['slack', 'pagerduty', 'sms', 'phone']) || has(self.secretRef)",
-        "message": "slack, pagerduty, sms and phone channels need secretRef",
+        "rule": "!(self.type in ['slack', 'pagerduty', 'sms', 'phone', 'statuspage']) || has(self.secretRef)",
+        "message": "slack, pagerduty, sms, phone and statuspage channels need secretRef",
     },
     {
         "rule": "self.type != 'webhook' || has(self.url) || has(self.secretRef)",
         "message": "webhook channel needs url or secretRef",
     },
     {
-        "rule": "self.type != 'email' || (has(self.to) && size(self.to) > 0)",
-        "message": "email channel needs at least one address in to",
+        "rule": "!(self.type in ['sms', 'phone']) || has(self.sender)",
+        "message": "sms and phone channels need sender (the number they are sent from)",
+    },
+    {
+        "rule": "self.type != 'statuspage' || "
+        "(has(self.pageId) && has(self.componentIds) && size(self.componentIds) > 0)",
+        "message": "statuspage channel needs pageId and at least one of componentIds",
     },
 ]
 
@@ -80,23 +87,26 @@ class Channel(Model):
     type: Annotated[
         ChannelType,
         Field(
-            description="slack, pagerduty (Events API v2), webhook, email, sms or phone. slack, pagerduty, sms and "
-            "phone need secretRef; webhook needs url or secretRef; email needs to."
+            description="slack, pagerduty (Events API v2), webhook, email, sms, phone (a Twilio-style API) or "
+            "statuspage (a Statuspage-style API). email, sms and phone go to each target's own address from the "
+            "operator's contact directory; the others post once per channel, naming the targets."
         ),
     ]
     secret_ref: Annotated[
         SecretKeyReference | None,
         Field(
-            description="The Secret key holding the channel's credential: the Slack incoming-webhook URL, the "
-            "PagerDuty routing key, the webhook's URL (when url is not set) or bearer token, or the SMS/phone "
-            "provider's API key. Credentials are never written inline."
+            description="The Secret key holding the channel's credential: the Slack incoming-webhook URL or bot "
+            "token (xoxb-...), the PagerDuty routing key, the webhook's URL (when url is not set), ACCOUNT_SID:"
+            "AUTH_TOKEN for sms and phone, the Statuspage API key, or an SMTP user:password for email. "
+            "Credentials are never written inline."
         ),
     ] = None
     slack_channel: Annotated[
         str | None,
         Field(
             max_length=80,
-            description="slack: the channel to post to, e.g. #inc-checkout. Default: the webhook's own channel.",
+            description="slack: the channel to post to, e.g. #inc-checkout; needed with a bot token (which "
+            "threads later updates under the first message). Default: the incoming webhook's own channel.",
         ),
     ] = None
     url: Annotated[
@@ -104,23 +114,59 @@ class Channel(Model):
         Field(
             pattern=r"^https?://",
             max_length=2048,
-            description="webhook: the URL notifications are POSTed to (http:// or https://).",
+            description="webhook: the URL notifications are POSTed to. Other types: the service's API base URL, "
+            "to reach a proxy or a self-hosted stand-in (defaults: https://events.pagerduty.com, "
+            "https://slack.com/api, https://api.twilio.com, https://api.statuspage.io).",
         ),
     ] = None
     to: Annotated[
         list[Annotated[str, Field(max_length=253)]],
-        Field(max_length=50, description="email: the recipients' addresses, at least one."),
+        Field(
+            max_length=50,
+            description="email: shared addresses that receive every notification too, e.g. a team list "
+            "(people's own addresses come from the contact directory, never from here).",
+        ),
+    ] = []
+    sender: Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            description="sms and phone: the number messages and calls come from, in E.164 form, e.g. +15550100.",
+        ),
+    ] = None
+    signing_key_ref: Annotated[
+        SecretKeyReference | None,
+        Field(
+            description="webhook: the Secret key holding an HMAC-SHA256 signing key; each POST then carries "
+            "X-Incidentops-Signature: sha256=<hex of timestamp.body> and X-Incidentops-Timestamp."
+        ),
+    ] = None
+    page_id: Annotated[str | None, Field(max_length=64, description="statuspage: the status page's id.")] = None
+    component_ids: Annotated[
+        list[Annotated[str, Field(max_length=64)]],
+        Field(
+            max_length=20,
+            description="statuspage: the affected components, whose status follows the incident (major_outage "
+            "for SEV1, partial_outage for SEV2, degraded_performance otherwise, operational once resolved).",
+        ),
     ] = []
 
     @model_validator(mode="after")
     def _credentials(self) -> Channel:
-        if self.type in ("slack", "pagerduty", "sms", "phone") and self.secret_ref is None:
+        if self.type in ("slack", "pagerduty", "sms", "phone", "statuspage") and self.secret_ref is None:
             raise ValueError(f"{self.type} channel needs secretRef")
         if self.type == "webhook" and self.url is None and self.secret_ref is None:
             raise ValueError("webhook channel needs url or secretRef")
-        if self.type == "email" and not self.to:
-            raise ValueError("email channel needs at least one address in to")
+        if self.type in ("sms", "phone") and not self.sender:
+            raise ValueError(f"{self.type} channel needs sender (the number they are sent from)")
+        if self.type == "statuspage" and not (self.page_id and self.component_ids):
+            raise ValueError("statuspage channel needs pageId and at least one of componentIds")
         return self
+
+    def identity(self) -> str:
+        """What makes two channels the same destination (updates go once to each)."""
+        ref = f"{self.secret_ref.name}/{self.secret_ref.key}" if self.secret_ref else ""
+        return "|".join((self.type, ref, self.url or "", self.slack_channel or "", self.page_id or ""))
 
 
 class EscalationLevel(Model):
@@ -228,6 +274,26 @@ class Schedule(Model):
         list[ScheduleOverride],
         Field(max_length=100, description="Periods in which someone else covers the rotation."),
     ] = []
+    time_zone: Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            description="An IANA time zone, e.g. Europe/Berlin. With it, rotations of whole days hand over at the "
+            "same local time across daylight-saving changes (a 1d shift that starts 09:00 always ends 09:00). "
+            "Without it, rotations are exact durations from start.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _zone(self) -> Schedule:
+        if self.time_zone is not None:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {self.time_zone!r} (expected an IANA name, e.g. Europe/Berlin)"
+                ) from None
+        return self
 
 
 class EscalationPolicySpec(Model):

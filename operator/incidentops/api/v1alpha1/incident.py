@@ -139,6 +139,14 @@ class SeverityChoice(Model):
     at: Annotated[Timestamp, Field(description="When; tells two choices of the same value apart.")]
 
 
+class EscalationRequest(Model):
+    """A responder wants more help now: the next escalation level is notified at once."""
+
+    by: Annotated[Actor, Field(description="Who asked to escalate.")]
+    at: Annotated[Timestamp, Field(description="When; tells two requests apart (each moves one level).")]
+    reason: Annotated[str, Field(max_length=1024, description="Why, copied into the timeline and the page.")] = ""
+
+
 class Note(Model):
     """A responder's note, copied into the timeline."""
 
@@ -298,6 +306,13 @@ class IncidentSpec(Model):
             description="The lifecycle state a responder asks for (kubectl incident update --state, close). The "
             "operator applies each request once; a move the lifecycle forbids is refused, with a "
             "StateChangeRefused timeline entry."
+        ),
+    ] = None
+    escalation_request: Annotated[
+        EscalationRequest | None,
+        Field(
+            description="A responder asks for the next escalation level now (kubectl incident escalate), even "
+            "after an acknowledgement. Each request (told apart by at) moves one level."
         ),
     ] = None
     notes: Annotated[
@@ -525,49 +540,92 @@ class TriageResult(StatusModel):
     at: Annotated[Timestamp | None, Field(description="When the incident was triaged.")] = None
 
 
-class NotificationDelivery(StatusModel):
-    """One notification to one channel, delivered or visibly failed."""
+NotificationEvent = Literal["page", "acknowledged", "update", "resolved"]
+DeliveryState = Literal["Pending", "Delivered", "Failed"]
+MAX_DELIVERIES = 200
 
-    level: Annotated[
-        int, Field(ge=0, description="The escalation level that sent it, counted from 0 (the policy's first level).")
-    ]
-    channel: Annotated[
-        str, Field(max_length=253, description="The channel it went through, e.g. slack, pagerduty or email.")
-    ]
+
+class NotificationDelivery(StatusModel):
+    """One notification to one channel (and, for email, sms and phone, one person): made or visibly failed.
+
+    The outbox: written Pending before it is sent, claimed (attempts, claimedUntil) by the process that
+    sends it, then Delivered or Failed. A claim that expires without a result is sent again.
+    """
+
     idempotency_key: Annotated[
         str,
         Field(
-            max_length=253,
-            description="A key sent with the notification, so a retry (after an operator restart, say) never pages "
-            "twice.",
+            max_length=512,
+            description="incident uid/event/round/level/channel/target: sent with the notification (PagerDuty "
+            "dedup_key, the webhook's Idempotency-Key), and never created twice.",
         ),
     ]
+    event: Annotated[
+        NotificationEvent,
+        Field(description="page (a level fired), acknowledged, update (remediation news) or resolved."),
+    ]
+    level: Annotated[int, Field(ge=1, description="The escalation level it belongs to, 1 for the first.")]
+    round: Annotated[int, Field(ge=0, description="The repeat round, 0 for the first pass through the levels.")] = 0
+    channel: Annotated[
+        str, Field(max_length=32, description="The channel type: slack, pagerduty, webhook, email, sms, phone...")
+    ]
+    channel_index: Annotated[
+        int, Field(ge=0, description="The channel's position in the level's channels (which configuration sends).")
+    ] = 0
+    target: Annotated[
+        str,
+        Field(
+            max_length=253,
+            description="Who it is for: a user for email, sms and phone; the level's targets (comma-separated) "
+            "for channels that post once.",
+        ),
+    ] = ""
     state: Annotated[
-        Literal["Pending", "Delivered", "Failed"],
+        DeliveryState,
         Field(description="Pending (not sent yet, or being retried), Delivered, or Failed (given up; see message)."),
     ]
     attempts: Annotated[int, Field(ge=0, description="How many times sending it has been tried.")] = 0
+    created_at: Annotated[Timestamp | None, Field(description="When it was put in the outbox.")] = None
     at: Annotated[Timestamp | None, Field(description="When it was last tried, or delivered.")] = None
+    next_attempt_at: Annotated[
+        Timestamp | None, Field(description="When a Pending delivery is (re)tried: after a backoff or Retry-After.")
+    ] = None
+    claimed_until: Annotated[
+        Timestamp | None,
+        Field(description="An attempt is under way until then; past it without a result, it is tried again."),
+    ] = None
     message: Annotated[
         str | None, Field(max_length=1024, description="The channel's answer, or why sending failed.")
+    ] = None
+    ref: Annotated[
+        str | None,
+        Field(
+            max_length=256,
+            description="The channel's own id for what was sent (Slack message ts, Statuspage incident id), so "
+            "later updates thread under it.",
+        ),
     ] = None
 
 
 class EscalationStatus(StatusModel):
-    """Escalation progress; deadlines are timestamps so they survive restarts."""
+    """Escalation progress; every deadline is a timestamp, so a restarted operator continues on time."""
 
     policy: Annotated[
         str | None,
         Field(max_length=253, description="The EscalationPolicy (in this namespace) paging for the incident."),
     ] = None
+    reason: Annotated[
+        str | None, Field(max_length=1024, description="Why this policy: named in spec, matched, or the default.")
+    ] = None
+    policy_generation: Annotated[
+        int | None, Field(ge=0, description="The policy's metadata.generation when it was chosen.")
+    ] = None
     level: Annotated[
-        int,
-        Field(
-            ge=0,
-            description="The level reached, counted from 0 (the policy's first level); the Level column.",
-        ),
-    ] = 0
-    repeats: Annotated[
+        int | None,
+        Field(ge=1, description="The level notified last, 1 for the policy's first level (the Level column)."),
+    ] = None
+    level_name: Annotated[str | None, Field(max_length=63, description="The name of that level, if it has one.")] = None
+    round: Annotated[
         int,
         Field(
             ge=0,
@@ -575,13 +633,43 @@ class EscalationStatus(StatusModel):
             "policy's repeat.times).",
         ),
     ] = 0
+    next_level: Annotated[
+        int | None, Field(ge=1, description="The level notified next, 1 for the first; empty when the chain ended.")
+    ] = None
+    round_started_at: Annotated[
+        Timestamp | None,
+        Field(description="What this round's level delays count from: detection, or the repeat's start."),
+    ] = None
     next_escalation_at: Annotated[
         Timestamp | None,
         Field(description="When the next level is notified, unless someone acknowledges first."),
     ] = None
+    stopped: Annotated[
+        str | None,
+        Field(
+            max_length=63,
+            description="Why the chain stopped: Acknowledged, Resolved, Exhausted (every level and repeat "
+            "notified) or NoPolicy.",
+        ),
+    ] = None
+    escalation_request_seen: Annotated[
+        Timestamp | None, Field(description="The spec.escalationRequest.at last applied, so each applies once.")
+    ] = None
+    announced: Annotated[
+        list[Annotated[str, Field(max_length=63)]],
+        Field(
+            max_length=20,
+            description="Milestones already announced to those notified (acknowledged, remediated, "
+            "remediation-failed, resolved), so each is told once.",
+        ),
+    ] = []
     deliveries: Annotated[
         list[NotificationDelivery],
-        Field(max_length=100, description="The notifications sent or being sent, one per notification to a channel."),
+        Field(
+            max_length=MAX_DELIVERIES + 50,
+            description=f"The outbox: every notification, Pending, Delivered or Failed (at most {MAX_DELIVERIES}; "
+            "past that the oldest delivered go).",
+        ),
     ] = []
 
 

@@ -1,0 +1,1 @@
+"""Escalation: which policy pages an incident, who is on call, and the outbox that tells them."""

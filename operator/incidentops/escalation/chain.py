@@ -1,0 +1,369 @@
+"""The escalation decision: pure, over (spec, status, policy, directory, now).
+
+It returns the next status and what humans should see. Level `i` of round `r` falls due at
+round_started_at + levels[i].after; the next round starts `repeat.interval` after the last
+level's delay. Firing a level puts its notifications in the outbox (status.escalation.deliveries)
+as Pending, each with a key that can only be created once; sending them is the shell's job.
+Acknowledgement and resolution stop the chain; what happened afterwards (acknowledged,
+remediated, resolved) is announced once to the channels that were paged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from incidentops.api.v1alpha1.common import format_time, parse_duration
+from incidentops.api.v1alpha1.conditions import find_condition, set_condition
+from incidentops.api.v1alpha1.escalationpolicy import PER_PERSON, Channel, EscalationPolicySpec
+from incidentops.api.v1alpha1.incident import (
+    MAX_DELIVERIES,
+    EscalationStatus,
+    IncidentSpec,
+    IncidentState,
+    IncidentStatus,
+    NotificationDelivery,
+    NotificationEvent,
+)
+from incidentops.escalation.contacts import Directory
+from incidentops.escalation.schedules import on_call
+from incidentops.lifecycle.intents import Notice
+from incidentops.lifecycle.machine import append_timeline
+
+ACTOR = "incidentops"
+CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
+MILESTONES = ("acknowledged", "remediated", "remediation-failed", "resolved")
+# Which channel types hear about which milestone: nobody is woken by SMS to learn that a colleague
+# acknowledged, but everyone paged hears that it is over.
+ANNOUNCE: dict[str, frozenset[str]] = {
+    "acknowledged": frozenset({"pagerduty", "slack", "webhook"}),
+    "remediated": frozenset({"slack", "webhook", "statuspage"}),
+    "remediation-failed": frozenset({"slack", "webhook"}),
+    "resolved": frozenset({"pagerduty", "slack", "webhook", "statuspage", "email", "sms", "phone"}),
+}
+EVENT_OF: dict[str, NotificationEvent] = {
+    "acknowledged": "acknowledged",
+    "remediated": "update",
+    "remediation-failed": "update",
+    "resolved": "resolved",
+}
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Everything the decision reads."""
+
+    uid: str
+    spec: IncidentSpec
+    status: IncidentStatus
+    policy_name: str | None
+    policy: EscalationPolicySpec | None
+    policy_reason: str
+    now: datetime
+    directory: Directory = field(default_factory=Directory)
+    policy_generation: int | None = None
+    generation: int | None = None
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A level that was notified, and when it was due (for the lateness metric)."""
+
+    level: int
+    round: int
+    due: datetime
+    manual: bool = False
+
+
+@dataclass
+class Decision:
+    status: IncidentStatus
+    notices: list[Notice]
+    fired: list[Fired]
+
+
+def deadline(policy: EscalationPolicySpec, esc: EscalationStatus) -> datetime | None:
+    """When esc.next_level falls due."""
+    if esc.next_level is None or esc.round_started_at is None or esc.next_level > len(policy.levels):
+        return None
+    return esc.round_started_at + parse_duration(policy.levels[esc.next_level - 1].after)
+
+
+def _advance(policy: EscalationPolicySpec, esc: EscalationStatus, fired_level: int) -> EscalationStatus:
+    """The cursor after `fired_level`: the next level, the next round, or the end of the chain."""
+    levels = policy.levels
+    if fired_level < len(levels):
+        return esc.model_copy(update={"next_level": fired_level + 1})
+    if esc.round < policy.repeat.times and esc.round_started_at is not None:
+        period = parse_duration(levels[-1].after) + parse_duration(policy.repeat.interval)
+        return esc.model_copy(
+            update={"round": esc.round + 1, "next_level": 1, "round_started_at": esc.round_started_at + period}
+        )
+    return esc.model_copy(update={"next_level": None, "stopped": "Exhausted"})
+
+
+def recipients(
+    policy: EscalationPolicySpec, level: int, at: datetime, channel: Channel, directory: Directory
+) -> list[str]:
+    """Who a level reaches over a channel: schedules resolved to whoever is on call at `at`, teams expanded."""
+    names: list[str] = []
+    schedules = {s.name: s for s in policy.schedules}
+    for target in policy.levels[level - 1].targets:
+        if target.type == "schedule":
+            schedule = schedules.get(target.name)
+            names.append(on_call(schedule, at).user if schedule else f"schedule:{target.name}")
+        elif target.type == "team" and channel.type in PER_PERSON:
+            names.extend(directory.expand(target.name, channel.type))
+        else:
+            names.append(target.name)
+    return list(dict.fromkeys(names))
+
+
+def _key(uid: str, event: str, round_: str, level: int, index: int, target: str) -> str:
+    return f"{uid}/{event}/{round_}/{level}/{index}/{target}"[:512]
+
+
+def page_deliveries(
+    sit: Situation, policy: EscalationPolicySpec, level: int, round_: int, tag: str
+) -> list[NotificationDelivery]:
+    """The outbox entries for notifying one level: per person for email, sms and phone; once otherwise."""
+    out: list[NotificationDelivery] = []
+    for index, channel in enumerate(policy.levels[level - 1].channels):
+        people = recipients(policy, level, sit.now, channel, sit.directory)
+        if channel.type in PER_PERSON:
+            targets = list(people)
+            if channel.type == "email" and channel.to:
+                targets.append("to:" + ",".join(channel.to))
+        else:
+            targets = [",".join(people)[:253]]
+        for target in targets:
+            out.append(
+                NotificationDelivery(
+                    idempotency_key=_key(sit.uid, "page", tag, level, index, target),
+                    event="page",
+                    level=level,
+                    round=round_,
+                    channel=channel.type,
+                    channel_index=index,
+                    target=target[:253],
+                    state="Pending",
+                    created_at=sit.now,
+                    next_attempt_at=sit.now,
+                )
+            )
+    return out
+
+
+def announcements(
+    sit: Situation, policy: EscalationPolicySpec, esc: EscalationStatus, milestone: str
+) -> list[NotificationDelivery]:
+    """One notice per channel already paged (and, for per-person channels, per person paged)."""
+    wanted = ANNOUNCE[milestone]
+    event = EVENT_OF[milestone]
+    seen: set[tuple[str, str]] = set()
+    out: list[NotificationDelivery] = []
+    for page in esc.deliveries:
+        if page.event != "page" or page.state == "Failed" or page.channel not in wanted:
+            continue
+        levels = policy.levels
+        if page.level > len(levels) or page.channel_index >= len(levels[page.level - 1].channels):
+            continue  # the policy was edited since: that channel no longer exists
+        identity = levels[page.level - 1].channels[page.channel_index].identity()
+        target = page.target if page.channel in PER_PERSON else ""
+        if (identity, target) in seen:
+            continue
+        seen.add((identity, target))
+        out.append(
+            NotificationDelivery(
+                idempotency_key=_key(sit.uid, milestone, "-", page.level, page.channel_index, target or "*"),
+                event=event,
+                level=page.level,
+                round=page.round,
+                channel=page.channel,
+                channel_index=page.channel_index,
+                target=page.target,
+                state="Pending",
+                created_at=sit.now,
+                next_attempt_at=sit.now,
+            )
+        )
+    return out
+
+
+def add(esc: EscalationStatus, new: Iterable[NotificationDelivery]) -> EscalationStatus:
+    """Append deliveries whose key is not in the outbox yet; past the bound the oldest settled ones go."""
+    known = {d.idempotency_key for d in esc.deliveries}
+    added = [d for d in new if d.idempotency_key not in known]
+    if not added:
+        return esc
+    deliveries = [*esc.deliveries, *added]
+    while len(deliveries) > MAX_DELIVERIES:
+        victim = next((d for d in deliveries if d.state == "Delivered"), None) or next(
+            (d for d in deliveries if d.state == "Failed"), None
+        )
+        if victim is None:
+            break
+        deliveries.remove(victim)
+    return esc.model_copy(update={"deliveries": deliveries})
+
+
+def _reached(sit: Situation) -> set[str]:
+    status = sit.status
+    reached: set[str] = set()
+    if status.acknowledged_at is not None:
+        reached.add("acknowledged")
+    remediated = find_condition(status.conditions, "Remediated")
+    if remediated is not None and remediated.status == "True":
+        reached.add("remediated")
+    escalated = find_condition(status.conditions, "Escalated")
+    if escalated is not None and escalated.status == "True" and escalated.reason == "RemediationFailed":
+        reached.add("remediation-failed")
+    if status.state in CLOSED:
+        reached.add("resolved")
+    return reached
+
+
+def _describe(policy: EscalationPolicySpec, level: int, deliveries: list[NotificationDelivery]) -> str:
+    spec = policy.levels[level - 1]
+    name = f"level {level}" + (f" ({spec.name})" if spec.name else "")
+    who = sorted({t for d in deliveries for t in d.target.split(",") if t})
+    over = sorted({d.channel for d in deliveries})
+    return f"{name}: {', '.join(who) or 'nobody'} via {', '.join(over)}"
+
+
+def _notified_condition(
+    status: IncidentStatus, esc: EscalationStatus, now: datetime, generation: int | None
+) -> IncidentStatus:
+    failed = [d for d in esc.deliveries if d.state == "Failed"]
+    if esc.stopped == "NoPolicy":
+        return status
+    if failed:
+        last = failed[-1]
+        message = (
+            f"{len(failed)} notification(s) failed; last: {last.channel} to {last.target or 'channel'}: {last.message}"
+        )
+        cond = ("False", "NotificationFailed", message[:1024])
+    elif any(d.state == "Delivered" for d in esc.deliveries):
+        next_at = f"; next level at {format_time(esc.next_escalation_at)}" if esc.next_escalation_at else ""
+        cond = ("True", "Delivered", f"level {esc.level} notified{next_at}")
+    elif esc.deliveries:
+        cond = ("False", "Sending", "notifications are being sent")
+    else:
+        due = f" at {format_time(esc.next_escalation_at)}" if esc.next_escalation_at else ""
+        cond = ("False", "AwaitingFirstLevel", f"policy {esc.policy}: level 1 is due{due}")
+    existing = find_condition(status.conditions, "Notified")
+    if existing is not None and (existing.status, existing.reason, existing.message) == cond:
+        return status
+    conditions = set_condition(status.conditions, "Notified", cond[0], cond[1], cond[2], now=now, generation=generation)  # type: ignore[arg-type]
+    return status.model_copy(update={"conditions": conditions})
+
+
+def decide(sit: Situation) -> Decision:
+    """The escalation status after `now`, the notices to post, and the levels fired."""
+    status, now = sit.status, sit.now
+    esc = status.escalation or EscalationStatus()
+    notices: list[Notice] = []
+    fired: list[Fired] = []
+    is_open = status.state not in CLOSED
+    policy = sit.policy
+    if policy is None or sit.policy_name is None:
+        if esc.policy is None and esc.stopped != "NoPolicy" and is_open:
+            esc = esc.model_copy(update={"stopped": "NoPolicy", "reason": sit.policy_reason[:1024]})
+            message = f"nobody is paged: {sit.policy_reason}"
+            status = append_timeline(status, now, "NoEscalationPolicy", message, ACTOR)
+            conditions = set_condition(
+                status.conditions, "Notified", "False", "NoPolicy", message[:1024], now=now, generation=sit.generation
+            )
+            status = status.model_copy(update={"conditions": conditions})
+            notices.append(Notice("NoEscalationPolicy", message, warning=True))
+        return Decision(status.model_copy(update={"escalation": esc}), notices, fired)
+    if esc.policy != sit.policy_name:
+        if not is_open and esc.policy is None:
+            return Decision(status, notices, fired)  # over before anyone could be paged: nothing to start
+        anchor = status.detected_at or now if esc.policy is None else now
+        esc = esc.model_copy(
+            update={
+                "policy": sit.policy_name,
+                "reason": sit.policy_reason[:1024],
+                "policy_generation": sit.policy_generation,
+                "round": 0,
+                "next_level": 1,
+                "round_started_at": anchor,
+                "stopped": None,
+            }
+        )
+        message = f"escalation policy {sit.policy_name}: {sit.policy_reason}"
+        status = append_timeline(status, now, "EscalationPolicyChosen", message, ACTOR)
+    acknowledged = status.acknowledged_at is not None
+    levels = len(policy.levels)
+
+    def fire(level: int, round_: int, tag: str, due: datetime, manual: bool = False) -> None:
+        nonlocal esc, status
+        new = page_deliveries(sit, policy, level, round_, tag)
+        esc = add(esc, new)
+        esc = esc.model_copy(update={"level": level, "level_name": policy.levels[level - 1].name})
+        fired.append(Fired(level, round_, due, manual))
+        message = "notified " + _describe(policy, level, new)
+        if round_:
+            message += f" (repeat {round_} of {policy.repeat.times})"
+        status = append_timeline(status, now, "Escalated", message, ACTOR)
+        notices.append(Notice("Escalated", message))
+
+    request = sit.spec.escalation_request
+    if is_open and request is not None and request.at != esc.escalation_request_seen:
+        target = min((esc.level or 0) + 1, levels)
+        fire(target, esc.round, "m" + format_time(request.at), now, manual=True)
+        why = f"{request.by} asked to escalate" + (f": {request.reason}" if request.reason else "")
+        status = append_timeline(status, now, "EscalationRequested", why, request.by)
+        esc = esc.model_copy(update={"escalation_request_seen": request.at, "stopped": None})
+        if not acknowledged:
+            anchored = now - parse_duration(policy.levels[target - 1].after)
+            esc = _advance(policy, esc.model_copy(update={"round_started_at": anchored}), target)
+    reached = _reached(sit)
+    paged_for_failure = False
+    failed_first = "remediation-failed" in reached and esc.level is None and "remediation-failed" not in esc.announced
+    if is_open and not acknowledged and failed_first and esc.next_level is not None:
+        paged_for_failure = True
+        # Remediation gave up before anyone was paged: page the first level now rather than at its delay.
+        level = esc.next_level
+        fire(level, esc.round, f"r{esc.round}", now)
+        esc = esc.model_copy(update={"round_started_at": now - parse_duration(policy.levels[level - 1].after)})
+        esc = _advance(policy, esc, level)
+    for _ in range(levels * (policy.repeat.times + 1)):
+        if not is_open or acknowledged:
+            break
+        due = deadline(policy, esc)
+        if due is None or due > now or esc.next_level is None:
+            break
+        level = esc.next_level
+        fire(level, esc.round, f"r{esc.round}", due)
+        esc = _advance(policy, esc, level)
+        if esc.stopped == "Exhausted":
+            message = (
+                f"every level of {esc.policy} was notified"
+                + (f" {policy.repeat.times + 1} times" if policy.repeat.times else "")
+                + " and nobody acknowledged"
+            )
+            status = append_timeline(status, now, "EscalationExhausted", message, ACTOR)
+            notices.append(Notice("EscalationExhausted", message, warning=True))
+    if not is_open:
+        esc = esc.model_copy(update={"next_level": None, "stopped": "Resolved"})
+    elif acknowledged and esc.stopped != "Acknowledged":
+        esc = esc.model_copy(update={"next_level": None, "stopped": "Acknowledged"})
+    next_at = deadline(policy, esc) if is_open and not acknowledged else None
+    esc = esc.model_copy(update={"next_escalation_at": next_at})
+    # Milestones, each told once to whoever was paged (nothing to tell when nobody was). Once the
+    # incident is over, only that is worth saying.
+    new_milestones = [m for m in MILESTONES if m in reached and m not in esc.announced]
+    if paged_for_failure:
+        new_milestones = [m for m in new_milestones if m != "remediation-failed"]
+    to_send = ["resolved"] if "resolved" in new_milestones else new_milestones
+    for milestone in to_send:
+        esc = add(esc, announcements(sit, policy, esc, milestone))
+    if new_milestones or paged_for_failure:
+        told = set(esc.announced) | set(new_milestones) | ({"remediation-failed"} if paged_for_failure else set())
+        esc = esc.model_copy(update={"announced": [m for m in MILESTONES if m in told]})
+    status = status.model_copy(update={"escalation": esc})
+    status = _notified_condition(status, esc, now, sit.generation)
+    return Decision(status, notices, fired)

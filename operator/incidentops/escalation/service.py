@@ -1,0 +1,596 @@
+"""The escalation shell: read, decide, claim, write, then send; one incident at a time, woken by deadlines.
+
+A turn reads the Incident fresh, finds its policy and the contact directory, lets the chain
+decide (levels due, milestones to announce), claims the outbox entries that are due, and writes
+all that with the resourceVersion it read (a 409: read again, decide again). Only then are the
+claimed notifications sent, and their outcomes recorded the same way. Of two replicas only one
+wins a claim, so each notification goes out once; a sender that dies mid-call leaves a claim
+that expires and is tried again (for PagerDuty and webhooks with the same key, which the
+receiver deduplicates).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from incidentops.api.v1alpha1.common import Severity, format_time
+from incidentops.api.v1alpha1.escalationpolicy import Channel, EscalationPolicySpec
+from incidentops.api.v1alpha1.incident import (
+    EscalationStatus,
+    IncidentSpec,
+    IncidentState,
+    IncidentStatus,
+    NotificationDelivery,
+    current_severity,
+)
+from incidentops.api.v1alpha1.resources import ESCALATION_POLICY, INCIDENT
+from incidentops.config import Config
+from incidentops.escalation import chain, outbox
+from incidentops.escalation.channels import RATES, REGISTRY
+from incidentops.escalation.channels.base import Envelope, SmtpSettings
+from incidentops.escalation.contacts import Directory, DirectoryError, parse_directory
+from incidentops.escalation.outbox import Outcome, Retries
+from incidentops.escalation.pace import Pace
+from incidentops.escalation.policies import PolicyChoice, choose_policy
+from incidentops.escalation.templates import Templates, fields_of
+from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
+from incidentops.lifecycle.intents import Notice
+from incidentops.lifecycle.machine import append_timeline
+from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 20
+CACHE_SECONDS = 10.0
+CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
+NEWS = {
+    "acknowledged": "acknowledged",
+    "remediated": "automatic remediation worked; the service is being monitored",
+    "remediation-failed": "automatic remediation failed; a human must take over",
+    "resolved": "resolved",
+}
+
+
+def wants_turn(body: Mapping[str, Any]) -> bool:
+    """Whether an Incident, as the watch delivered it, may have escalation work (cheap: no API call)."""
+    status = body.get("status") or {}
+    if not status.get("detectedAt"):
+        return False
+    esc = status.get("escalation")
+    is_open = status.get("state") not in CLOSED
+    if esc is None:
+        return is_open
+    spec = body.get("spec") or {}
+    ref = (spec.get("escalationPolicyRef") or {}).get("name")
+    if ref and ref != esc.get("policy") and is_open:
+        return True
+    if esc.get("stopped") == "NoPolicy":
+        return False  # a new policy in the namespace wakes it (policy_changed)
+    request = spec.get("escalationRequest") or {}
+    if request.get("at") and request.get("at") != esc.get("escalationRequestSeen") and is_open:
+        return True
+    if any(d.get("state") == "Pending" for d in esc.get("deliveries") or []):
+        return True
+    if not is_open:
+        return esc.get("stopped") != "Resolved" or "resolved" not in (esc.get("announced") or [])
+    if status.get("acknowledgedAt") and esc.get("stopped") != "Acknowledged":
+        return True
+    if esc.get("nextEscalationAt"):
+        return True
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    announced = esc.get("announced") or []
+    remediated = conditions.get("Remediated", {}).get("status") == "True"
+    failed = conditions.get("Escalated", {}).get("reason") == "RemediationFailed"
+    return (remediated and "remediated" not in announced) or (failed and "remediation-failed" not in announced)
+
+
+@dataclass
+class Sent:
+    key: str
+    attempt: int
+    channel: str
+    outcome: Outcome
+
+
+class _Cached:
+    """A value read from the cluster, kept for a few seconds (the directory, templates, credentials)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any:
+        hit = self._values.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS else None
+
+    def put(self, key: str, value: Any) -> Any:
+        self._values[key] = (time.monotonic(), value)
+        return value
+
+
+class Escalator:
+    """Pages people for every open Incident in this process."""
+
+    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime]) -> None:
+        from incidentops.deadlines import DeadlineQueue  # noqa: PLC0415
+
+        self.kube = kube
+        self.config = config
+        self.clock = clock
+        self.queue = DeadlineQueue(self._turn, clock, concurrency=8)
+        self.poll = timedelta(seconds=config.seconds("remediation_poll"))
+        self.timeout = config.seconds("notify_timeout")
+        self.lease = timedelta(seconds=2 * self.timeout + 5)
+        self.retries = Retries(
+            config.notify_attempts,
+            timedelta(seconds=config.seconds("notify_backoff")),
+            timedelta(seconds=config.seconds("notify_backoff_max")),
+        )
+        self.smtp = SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_starttls, config.smtp_from)
+        self.pace = Pace(clock)
+        self.http: httpx.AsyncClient | None = None
+        self._cache = _Cached()
+        self._without_policy: dict[str, set[str]] = {}
+
+    # -- feeding ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild the queue from a LIST (deadlines are in status), then start waking incidents."""
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        namespaces: list[str | None] = list(self.config.namespaces) or [None]
+        for namespace in namespaces:
+            for obj in await self.kube.list(INCIDENT, namespace):
+                self.observe(obj)
+        self.queue.start()
+        log.info("escalation started: %d incidents to look at", self.queue.pending())
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+        if self.http is not None:
+            await self.http.aclose()
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """Feed one Incident as the watch (or the start-up LIST) saw it."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace"), meta.get("name"))
+        esc = (body.get("status") or {}).get("escalation") or {}
+        waiting = self._without_policy.setdefault(str(key[0]), set())
+        if esc.get("stopped") == "NoPolicy":
+            waiting.add(str(key[1]))
+        else:
+            waiting.discard(str(key[1]))
+        if wants_turn(body):
+            self.queue.schedule(key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._without_policy.get(namespace, set()).discard(name)
+        self.queue.forget((namespace, name))
+
+    def policy_changed(self, namespace: str) -> None:
+        """A policy appeared or changed: incidents that had none may have one now."""
+        for name in list(self._without_policy.get(namespace, set())):
+            self.queue.schedule((namespace, name))
+
+    # -- one incident ----------------------------------------------------------------------------
+
+    async def _turn(self, key: Hashable) -> datetime | None:
+        namespace, name = str(key[0]), str(key[1])  # type: ignore[index]
+        sent: list[Sent] = []
+        for _ in range(MAX_ROUNDS):
+            try:
+                obj = await self.kube.get(INCIDENT, namespace, name)
+                if sent:
+                    if await self._record(obj, sent):
+                        sent = []
+                    continue
+                again, nxt, sent = await self._round(obj)
+            except NotFound:
+                return None
+            except Unavailable as error:
+                log.warning("escalation of %s/%s waits for the apiserver: %s", namespace, name, error)
+                return self.clock() + self.poll
+            if not again and not sent:
+                return nxt
+        log.warning("escalation of %s/%s kept changing for %d rounds; looking again later", namespace, name, MAX_ROUNDS)
+        return self.clock() + self.poll
+
+    async def _round(self, obj: Obj) -> tuple[bool, datetime | None, list[Sent]]:
+        """Decide, claim, write, send: (look again now?, when to look next, what was sent)."""
+        if not (obj.get("status") or {}).get("detectedAt"):
+            return False, None, []
+        meta = obj["metadata"]
+        spec = IncidentSpec.model_validate(obj["spec"])
+        status = IncidentStatus.model_validate(obj["status"])
+        now = self.clock()
+        choice, policy, generation = await self._policy(meta["namespace"], spec, status)
+        directory = await self._directory()
+        sit = chain.Situation(
+            uid=meta["uid"],
+            spec=spec,
+            status=status,
+            policy_name=_qualified(choice, meta["namespace"]),
+            policy=policy,
+            policy_reason=choice.reason,
+            now=now,
+            directory=directory,
+            policy_generation=generation,
+            generation=meta.get("generation"),
+        )
+        decision = chain.decide(sit)
+        updated = decision.status
+        esc = updated.escalation or EscalationStatus()
+        wake: list[datetime] = []
+        due: list[str] = []
+        for delivery in esc.deliveries:
+            if not outbox.claimable(delivery, now):
+                continue
+            rate, burst = RATES.get(delivery.channel, (10.0, 10))
+            later = self.pace.reserve(self._destination(policy, delivery), rate, burst)
+            if later is None:
+                due.append(delivery.idempotency_key)
+            else:
+                wake.append(later)
+        esc, claimed = outbox.claim(esc, due, now, self.lease)
+        updated = updated.model_copy(update={"escalation": esc})
+        if updated.wire() != status.wire():
+            try:
+                written = await self.kube.replace_status(INCIDENT, {**obj, "status": updated.wire()})
+            except Conflict:
+                return True, None, []
+            self._told(written, decision.notices, status, updated, decision.fired)
+        else:
+            written = obj
+        if claimed:
+            return True, None, await self._send_all(written, spec, updated, policy, directory, claimed)
+        times = [t for t in (esc.next_escalation_at, outbox.next_due(esc), *wake) if t is not None]
+        return False, min(times) if times else None, []
+
+    def _told(
+        self,
+        obj: Obj,
+        notices: list[Notice],
+        before: IncidentStatus,
+        after: IncidentStatus,
+        fired: list[chain.Fired],
+    ) -> None:
+        meta = obj["metadata"]
+        for notice in notices:
+            log.info("incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
+            self.kube.post_event_soon(
+                obj, notice.reason, notice.message, type_="Warning" if notice.warning else "Normal"
+            )
+        for level in fired:
+            ESCALATION_LEVELS.labels(str(level.level)).inc()
+            if not level.manual:
+                ESCALATION_LATENESS.observe(max(0.0, (self.clock() - level.due).total_seconds()))
+        was = before.escalation.announced if before.escalation else []
+        now_told = after.escalation.announced if after.escalation else []
+        if "acknowledged" in now_told and "acknowledged" not in was:
+            ACKNOWLEDGEMENTS.labels(str((after.escalation.level if after.escalation else None) or 0)).inc()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def _send_all(
+        self,
+        obj: Obj,
+        spec: IncidentSpec,
+        status: IncidentStatus,
+        policy: EscalationPolicySpec | None,
+        directory: Directory,
+        claimed: list[NotificationDelivery],
+    ) -> list[Sent]:
+        sent: list[Sent] = []
+        templates = await self._templates()
+        for delivery in claimed:
+            try:
+                envelope = await self._envelope(obj, spec, status, policy, directory, templates, delivery)
+                outcome = (
+                    envelope
+                    if isinstance(envelope, Outcome)
+                    else await REGISTRY[delivery.channel].send(envelope, self._client())
+                )
+            except Exception as error:  # a channel's bug must not lose the outbox entry: retry it
+                log.exception("sending %s failed unexpectedly", delivery.idempotency_key)
+                outcome = Outcome("retry", f"{type(error).__name__}: {error}"[:500])
+            NOTIFICATIONS.labels(delivery.channel, outcome.result).inc()
+            log.info(
+                "incident %s/%s: %s %s to %s: %s (%s)",
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+                delivery.event,
+                delivery.channel,
+                delivery.target or "channel",
+                outcome.result,
+                outcome.message,
+            )
+            sent.append(Sent(delivery.idempotency_key, delivery.attempts, delivery.channel, outcome))
+        return sent
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(follow_redirects=False)
+        return self.http
+
+    async def _record(self, obj: Obj, sent: list[Sent]) -> bool:
+        """Write the outcomes; False on a conflict (read again and retry)."""
+        status = IncidentStatus.model_validate(obj["status"])
+        esc = status.escalation or EscalationStatus()
+        now = self.clock()
+        failures: list[NotificationDelivery] = []
+        for item in sent:
+            esc, recorded = outbox.record(esc, item.key, item.attempt, item.outcome, now, self.retries)
+            if recorded is not None and recorded.state == "Failed":
+                failures.append(recorded)
+        updated = status.model_copy(update={"escalation": esc})
+        for failed in failures:
+            message = (
+                f"{failed.event} over {failed.channel} to {failed.target or 'the channel'} failed: {failed.message}"
+            )
+            updated = append_timeline(updated, now, "NotificationFailed", message[:2048], chain.ACTOR)
+        updated = chain._notified_condition(updated, esc, now, obj["metadata"].get("generation"))
+        if updated.wire() == status.wire():
+            return True
+        try:
+            written = await self.kube.replace_status(INCIDENT, {**obj, "status": updated.wire()})
+        except Conflict:
+            return False
+        for failed in failures:
+            NOTIFICATIONS.labels(failed.channel, "failed").inc()
+            message = (
+                f"{failed.event} over {failed.channel} to {failed.target or 'the channel'} failed: {failed.message}"
+            )
+            log.warning("incident %s/%s: %s", obj["metadata"]["namespace"], obj["metadata"]["name"], message)
+            self.kube.post_event_soon(written, "NotificationFailed", message[:1024], type_="Warning")
+        return True
+
+    def _destination(self, policy: EscalationPolicySpec | None, delivery: NotificationDelivery) -> str:
+        channel = _channel(policy, delivery)
+        return channel.identity() if channel is not None else delivery.channel
+
+    async def _envelope(
+        self,
+        obj: Obj,
+        spec: IncidentSpec,
+        status: IncidentStatus,
+        policy: EscalationPolicySpec | None,
+        directory: Directory,
+        templates: Templates,
+        delivery: NotificationDelivery,
+    ) -> Envelope | Outcome:
+        meta = obj["metadata"]
+        channel = _channel(policy, delivery)
+        if channel is None:
+            return Outcome("failed", "the policy no longer has this level or channel")
+        esc = status.escalation or EscalationStatus()
+        where = _policy_namespace(esc.policy, meta["namespace"])
+        credential = (
+            await self._secret(where, channel.secret_ref.name, channel.secret_ref.key) if channel.secret_ref else None
+        )
+        signing = (
+            await self._secret(where, channel.signing_key_ref.name, channel.signing_key_ref.key)
+            if channel.signing_key_ref
+            else None
+        )
+        if isinstance(credential, Outcome):
+            return credential
+        if isinstance(signing, Outcome):
+            return signing
+        severity = str(current_severity(spec, status))
+        milestone = delivery.idempotency_key.split("/")[1] if "/" in delivery.idempotency_key else delivery.event
+        level_spec = policy.levels[delivery.level - 1] if policy and delivery.level <= len(policy.levels) else None
+        remediation = status.remediation
+        fields = fields_of(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            title=spec.title,
+            severity=severity,
+            state=str(status.state),
+            now=self.clock(),
+            detected_at=status.detected_at,
+            resolved_at=status.resolved_at,
+            service=spec.service or "",
+            category=str(spec.category or ""),
+            summary=spec.summary or "",
+            alerts_firing=len(status.alerts.active),
+            remediation=(
+                f"{remediation.runbook}: {remediation.reason or remediation.phase}"
+                if remediation and remediation.runbook
+                else ""
+            ),
+            level=delivery.level,
+            level_name=(level_spec.name if level_spec else None) or "",
+            round=delivery.round,
+            targets=delivery.target,
+            news=NEWS.get(milestone, milestone),
+            acknowledged_by=status.acknowledged_by or "",
+            resolved_by=status.resolved_by or "",
+            root_cause=spec.resolution.root_cause if spec.resolution else "",
+            resolution_summary=spec.resolution.summary if spec.resolution else "",
+        )
+        rendered = templates.render(delivery.event, fields)
+        for problem in rendered.problems:
+            log.warning("incident %s/%s: %s", meta["namespace"], meta["name"], problem)
+        document = {
+            "version": "v1",
+            "event": delivery.event,
+            "news": fields["news"],
+            "idempotencyKey": delivery.idempotency_key,
+            "incident": {
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "title": fields["title"],
+                "severity": severity,
+                "state": str(status.state),
+                "service": spec.service,
+                "category": spec.category,
+                "detectedAt": format_time(status.detected_at) if status.detected_at else None,
+                "acknowledgedBy": status.acknowledged_by,
+                "resolvedAt": format_time(status.resolved_at) if status.resolved_at else None,
+            },
+            "level": delivery.level,
+            "levelName": fields["level_name"] or None,
+            "round": delivery.round,
+            "targets": [t for t in delivery.target.split(",") if t],
+            "message": {"subject": rendered.subject, "text": rendered.text},
+        }
+        return Envelope(
+            delivery=delivery,
+            channel=channel,
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            severity=severity,
+            state=str(status.state),
+            rendered=rendered,
+            document=document,
+            credential=credential,
+            signing_key=signing,
+            addresses=_addresses(delivery, directory),
+            thread=_thread(policy, esc, channel),
+            timeout=self.timeout,
+            smtp=self.smtp,
+        )
+
+    # -- what the turn reads ---------------------------------------------------------------------
+
+    async def _policy(
+        self, namespace: str, spec: IncidentSpec, status: IncidentStatus
+    ) -> tuple[PolicyChoice, EscalationPolicySpec | None, int | None]:
+        """The incident's policy: the one it has (unless spec names another), else a fresh choice."""
+        esc = status.escalation
+        ref = spec.escalation_policy_ref.name if spec.escalation_policy_ref else None
+        if esc is not None and esc.policy and (ref is None or ref == esc.policy):
+            where = _policy_namespace(esc.policy, namespace)
+            found = await self._read_policy(where, esc.policy.rpartition("/")[2])
+            if found is not None:
+                return PolicyChoice(where, esc.policy.rpartition("/")[2], esc.reason or ""), found[0], found[1]
+        policies: list[tuple[str, EscalationPolicySpec]] = []
+        for item in await self.kube.list(ESCALATION_POLICY, namespace):
+            try:
+                policies.append((item["metadata"]["name"], EscalationPolicySpec.model_validate(item.get("spec") or {})))
+            except ValidationError:
+                continue  # its Ready condition says why
+        severity = Severity(current_severity(spec, status))
+        choice = choose_policy(namespace, ref, severity, spec.service, policies, self.config.default_escalation_policy)
+        if choice.name is None or choice.namespace is None:
+            return choice, None, None
+        found = await self._read_policy(choice.namespace, choice.name)
+        if found is None:
+            missing = PolicyChoice(
+                None,
+                None,
+                f"EscalationPolicy {choice.namespace}/{choice.name} ({choice.reason}) does not exist or is invalid",
+            )
+            return missing, None, None
+        return choice, found[0], found[1]
+
+    async def _read_policy(self, namespace: str, name: str) -> tuple[EscalationPolicySpec, int | None] | None:
+        try:
+            obj = await self.kube.get(ESCALATION_POLICY, namespace, name)
+            return EscalationPolicySpec.model_validate(obj.get("spec") or {}), obj["metadata"].get("generation")
+        except (NotFound, ValidationError):
+            return None
+
+    async def _directory(self) -> Directory:
+        source = self.config.contacts_secret
+        if not source:
+            return Directory()
+        cached = self._cache.get("directory")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        namespace, name, key = source.split("/")
+        try:
+            directory = parse_directory(await self.kube.secret_value(namespace, name, key))
+        except (KubeError, DirectoryError) as error:
+            log.error("cannot read the contact directory %s: %s", source, error)
+            directory = Directory()
+        return self._cache.put("directory", directory)  # type: ignore[no-any-return]
+
+    async def _templates(self) -> Templates:
+        source = self.config.templates_configmap
+        if not source:
+            return Templates()
+        cached = self._cache.get("templates")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        namespace, name = source.split("/")
+        try:
+            templates = Templates(await self.kube.configmap_data(namespace, name))
+        except KubeError as error:
+            log.error("cannot read the templates ConfigMap %s: %s; using the built-in ones", source, error)
+            templates = Templates()
+        return self._cache.put("templates", templates)  # type: ignore[no-any-return]
+
+    async def _secret(self, namespace: str, name: str, key: str) -> str | Outcome | None:
+        cache_key = f"secret/{namespace}/{name}/{key}"
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        try:
+            value = await self.kube.secret_value(namespace, name, key)
+        except NotFound:
+            return Outcome("failed", f"Secret {namespace}/{name} does not exist")
+        except KubeError as error:
+            return Outcome("retry", f"cannot read Secret {namespace}/{name}: {error}")
+        if value is None:
+            return Outcome("failed", f"Secret {namespace}/{name} has no key {key}")
+        return self._cache.put(cache_key, value.strip())  # type: ignore[no-any-return]
+
+
+def _qualified(choice: PolicyChoice, namespace: str) -> str | None:
+    """The policy's name as status keeps it: namespace/name only when it lives elsewhere."""
+    if choice.name is None:
+        return None
+    return choice.name if choice.namespace in (None, namespace) else f"{choice.namespace}/{choice.name}"
+
+
+def _policy_namespace(policy: str | None, namespace: str) -> str:
+    return policy.partition("/")[0] if policy and "/" in policy else namespace
+
+
+def _channel(policy: EscalationPolicySpec | None, delivery: NotificationDelivery) -> Channel | None:
+    if policy is None or delivery.level > len(policy.levels):
+        return None
+    channels = policy.levels[delivery.level - 1].channels
+    return channels[delivery.channel_index] if delivery.channel_index < len(channels) else None
+
+
+def _addresses(delivery: NotificationDelivery, directory: Directory) -> list[str]:
+    """Where a delivery goes: the person's address, the shared email list, or Slack member IDs to mention."""
+    if delivery.target.startswith("to:"):
+        return [a for a in delivery.target[3:].split(",") if a]
+    if delivery.channel in ("email", "sms", "phone"):
+        address = directory.address(delivery.target, delivery.channel)
+        return [address] if address else []
+    if delivery.channel == "slack":
+        ids = [directory.address(t, "slack") for t in delivery.target.split(",") if t]
+        return [i for i in ids if i]
+    return []
+
+
+def _thread(policy: EscalationPolicySpec | None, esc: EscalationStatus, channel: Channel) -> str | None:
+    """The id of the first message this destination got for the incident, to reply under it."""
+    if channel.type not in ("slack", "statuspage"):
+        return None
+    identity = channel.identity()
+    for delivery in esc.deliveries:
+        other = _channel(policy, delivery)
+        if delivery.state == "Delivered" and delivery.ref and other is not None and other.identity() == identity:
+            return delivery.ref
+    return None
+
+
+def _failure(delivery: NotificationDelivery) -> str:
+    return f"{delivery.event} over {delivery.channel} to {delivery.target or 'the channel'} failed: {delivery.message}"
+
+
+def _remediation(status: IncidentStatus) -> str:
+    run = status.remediation
+    return f"{run.runbook}: {run.reason or run.phase}" if run is not None and run.runbook else ""

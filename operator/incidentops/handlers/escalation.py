@@ -1,0 +1,18 @@
+"""Kopf handler for EscalationPolicies: a new or changed policy wakes the incidents that had none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from incidentops.api.v1alpha1.common import GROUP, VERSION
+from incidentops.api.v1alpha1.resources import ESCALATION_POLICY
+from incidentops.handlers.deps import Deps
+
+
+def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
+    @kopf.on.event(GROUP, VERSION, ESCALATION_POLICY.plural, registry=registry, id="escalation-policy-wake")
+    async def policy_event(*, event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+        if deps.escalator is not None and event.get("type") in ("ADDED", "MODIFIED", None):
+            deps.escalator.policy_changed(namespace or "")
