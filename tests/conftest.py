@@ -23,6 +23,7 @@ from localenv.demo_workload import DEFAULT_IMAGE, DemoWorkloadProcess, create_de
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.names import namespace_for_test
 from localenv.operator_process import OperatorProcess
+from localenv.standins import SmtpStandIn, StandIns
 from localenv.procs import wait_until
 
 TESTS_DIR = Path(__file__).parent
@@ -148,6 +149,20 @@ def demo_workload(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[DemoWor
     yield factory
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def standins() -> Iterator[StandIns]:
+    """Local stand-ins for PagerDuty, Slack, Twilio, Statuspage and webhooks, recording what they receive."""
+    with StandIns() as servers:
+        yield servers
+
+
+@pytest.fixture
+def smtp_standin() -> Iterator[SmtpStandIn]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps the messages it accepts."""
+    with SmtpStandIn() as server:
+        yield server
 
 
 OperatorFactory = Callable[..., OperatorProcess]

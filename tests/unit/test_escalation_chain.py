@@ -192,9 +192,7 @@ def test_remediation_failure_pages_the_first_level_before_its_delay() -> None:
     s = step(spec, status, T0, pol).status
     assert not pages(s)
     failed = s.model_copy(
-        update={
-            "conditions": set_condition(s.conditions, "Escalated", "True", "RemediationFailed", "x", now=T0)
-        }
+        update={"conditions": set_condition(s.conditions, "Escalated", "True", "RemediationFailed", "x", now=T0)}
     )
     d = step(spec, failed, T0 + timedelta(minutes=1), pol)
     assert pages(d.status) == [(1, "pagerduty", "alice")]

@@ -100,6 +100,7 @@ def test_unknown_time_zone_is_refused() -> None:
 
 
 def test_naive_times_are_taken_as_utc() -> None:
-    assert on_call(schedule(), datetime(2026, 1, 6, 9, 0)).user == on_call(
-        schedule(), datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
-    ).user
+    assert (
+        on_call(schedule(), datetime(2026, 1, 6, 9, 0)).user
+        == on_call(schedule(), datetime(2026, 1, 6, 9, 0, tzinfo=UTC)).user
+    )

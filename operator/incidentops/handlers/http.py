@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.escalation import inbound
 from incidentops.handlers.deps import Deps
 from incidentops.ingest.alerts import Alert, from_alertmanager, from_event
 from incidentops.ingest.openapi import ALERTMANAGER_PATH, EVENTS_PATH, Accepted, IncidentRef, Problem, document
@@ -184,7 +185,64 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
     app.router.add_get("/openapi.json", openapi)
     app.router.add_post(ALERTMANAGER_PATH, endpoint("alertmanager", read_alertmanager_alerts))
     app.router.add_post(EVENTS_PATH, endpoint("events", read_event_alerts))
+    app.router.add_post(PAGERDUTY_PATH, pagerduty_webhook(deps))
     return app
+
+
+PAGERDUTY_PATH = "/api/v1/pagerduty"
+
+
+def pagerduty_webhook(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Acknowledge or resolve an Incident from PagerDuty (v3 webhook, signature verified)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        sender = request.remote or "unknown"
+        body = await request.content.read(deps.config.max_body_bytes + 1)
+        if len(body) > deps.config.max_body_bytes:
+            return _reject(413, "PayloadTooLarge", "the body is larger than the configured limit", "pagerduty", sender)
+        try:
+            inbound.verify(await pagerduty_secret(deps), body, request.headers.get("X-PagerDuty-Signature"))
+            intent = inbound.read(body)
+        except inbound.Refused as refused:
+            return _reject(refused.status, refused.reason, str(refused), "pagerduty", sender)
+        if intent.action is None:
+            return web.json_response({"ignored": intent.event_type}, status=202)
+        try:
+            obj = await deps.kube.get(INCIDENT, intent.namespace, intent.name)
+        except NotFound:
+            return _reject(
+                404, "UnknownIncident", f"incident {intent.namespace}/{intent.name} does not exist", "pagerduty", sender
+            )
+        except KubeError as error:
+            return _problem(503, "Unavailable", f"cannot read the incident: {error}")
+        if obj["metadata"].get("uid") != intent.uid:
+            return _reject(404, "UnknownIncident", "that incident was deleted and its name reused", "pagerduty", sender)
+        spec = obj.get("spec") or {}
+        field = "acknowledgement" if intent.action == "acknowledge" else "resolution"
+        if spec.get(field):
+            return web.json_response({"unchanged": f"{intent.namespace}/{intent.name}", field: spec[field]})
+        try:
+            await deps.kube.patch_spec(INCIDENT, intent.namespace, intent.name, intent.patch())
+        except KubeError as error:
+            return _problem(503, "Unavailable", f"cannot update the incident: {error}")
+        log.info("incident %s/%s: %s from PagerDuty by %s", intent.namespace, intent.name, field, intent.by)
+        return web.json_response({"applied": field, "incident": f"{intent.namespace}/{intent.name}"})
+
+    return handle
+
+
+async def pagerduty_secret(deps: Deps) -> str:
+    config = deps.config
+    if config.pagerduty_webhook_secret:
+        return config.pagerduty_webhook_secret
+    if not config.pagerduty_webhook_secret_ref:
+        return ""
+    namespace, name, key = config.pagerduty_webhook_secret_ref.split("/")
+    try:
+        return (await deps.kube.secret_value(namespace, name, key) or "").strip()
+    except KubeError as error:
+        log.error("cannot read the PagerDuty webhook secret %s: %s", config.pagerduty_webhook_secret_ref, error)
+        return ""
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
