@@ -23,8 +23,8 @@ from localenv.demo_workload import DEFAULT_IMAGE, DemoWorkloadProcess, create_de
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.names import namespace_for_test
 from localenv.operator_process import OperatorProcess
-from localenv.standins import SmtpStandIn, StandIns
 from localenv.procs import wait_until
+from localenv.standins import SmtpStandIn, StandIns
 
 TESTS_DIR = Path(__file__).parent
 _MARKED_DIRS = {"integration": "integration", "e2e": "e2e"}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.escalationpolicy import Schedule
 from incidentops.escalation.schedules import on_call, upcoming
@@ -88,13 +92,10 @@ def test_autumn_change_lengthens_one_shift() -> None:
 def test_upcoming_lists_consecutive_shifts() -> None:
     shifts = upcoming(schedule(rotation="12h"), at("2026-01-05T09:00:00Z"), 4)
     assert [s.user for s in shifts] == ["alice", "bob", "carol", "alice"]
-    assert all(a.end == b.start for a, b in zip(shifts, shifts[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(shifts))
 
 
 def test_unknown_time_zone_is_refused() -> None:
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="unknown time zone"):
         schedule(time_zone="Mars/Olympus")
 
