@@ -484,3 +484,19 @@ def test_pagerduty_webhook_acknowledges_and_resolves(
         what="Resolved",
     )
     assert created["metadata"]["uid"] in key
+
+
+def test_the_sample_policies_are_accepted_by_the_apiserver(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str
+) -> None:
+    import pathlib
+
+    import yaml
+
+    names = []
+    for path in sorted((pathlib.Path(__file__).resolve().parents[2] / "escalation-policies").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if doc["kind"] == "EscalationPolicy":
+            custom(kube_cluster).create_namespaced_custom_object(GROUP, VERSION, namespace, "escalationpolicies", doc)
+            names.append(doc["metadata"]["name"])
+    assert len(names) == 4

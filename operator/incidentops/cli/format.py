@@ -238,6 +238,33 @@ def remediation_lines(status: IncidentStatus, now: datetime) -> list[str]:
     return lines
 
 
+def escalation_lines(status: IncidentStatus) -> list[str]:
+    """The chain: the policy, the level reached, what is next, and every notification with its fate."""
+    e = status.escalation
+    if e is None:
+        return []
+    level = (f"{e.level}" + (f" ({e.level_name})" if e.level_name else "")) if e.level else NONE
+    if e.next_escalation_at:
+        nxt = f"level {e.next_level} at {format_time(e.next_escalation_at)}"
+    else:
+        nxt = f"none ({e.stopped})" if e.stopped else NONE
+    lines = [
+        "Escalation:",
+        f"  Policy: {e.policy or NONE}   Level: {level}   Round: {e.round}   Next: {nxt}",
+    ]
+    if e.reason:
+        lines.append(f"  Why: {e.reason}")
+    for d in e.deliveries:
+        when = format_time(d.at) if d.at else format_time(d.created_at) if d.created_at else NONE
+        retry = f" next try {format_time(d.next_attempt_at)}" if d.state == "Pending" and d.next_attempt_at else ""
+        said = f": {d.message}" if d.message else ""
+        lines.append(
+            f"  L{d.level} {d.event:<12} {d.channel:<10} {d.target or 'channel':<16} {d.state:<9} "
+            f"x{d.attempts} {when}{retry}{said}"[:240]
+        )
+    return lines
+
+
 def describe(
     meta: dict[str, Any], spec: IncidentSpec, status: IncidentStatus, now: datetime, *, has_status: bool
 ) -> Text:
@@ -288,13 +315,7 @@ def describe(
             "Triage:",
             f"  Source: {t.source or NONE}   Runbook: {t.runbook or NONE}   Confidence: {confidence}",
         ]
-    if status.escalation:
-        e = status.escalation
-        next_at = format_time(e.next_escalation_at) if e.next_escalation_at else NONE
-        lines += [
-            "Escalation:",
-            f"  Policy: {e.policy or NONE}   Level: {e.level}   Next: {next_at}   Notifications: {len(e.deliveries)}",
-        ]
+    lines += escalation_lines(status)
     lines += remediation_lines(status, now)
     if status.postmortem_ref:
         lines.append(_field("Postmortem", status.postmortem_ref))

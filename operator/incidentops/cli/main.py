@@ -19,9 +19,10 @@ import click
 from pydantic import ValidationError
 from rich.text import Text
 
-from incidentops.api.v1alpha1.common import Severity, parse_duration
-from incidentops.api.v1alpha1.incident import IncidentState
-from incidentops.api.v1alpha1.resources import DETECTION_RULE, INCIDENT, RUNBOOK
+from incidentops.api.v1alpha1.common import Severity, format_time, located, parse_duration, parse_time
+from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
+from incidentops.api.v1alpha1.incident import EscalationRequest, IncidentState
+from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, INCIDENT, RUNBOOK
 from incidentops.cli import format as fmt
 from incidentops.cli.actions import (
     Incident,
@@ -43,6 +44,7 @@ from incidentops.cli.actions import (
     still_firing,
     write_intent,
 )
+from incidentops.cli.oncall import next_shifts, oncall_rows
 from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
 from incidentops.cli.rules import parse_labels, parse_rule, rule_from_file, simulated_incident, try_rule, when
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
@@ -571,6 +573,71 @@ def mitigate(name: str, runbook: str | None, show: bool) -> None:
             {"spec": {"runbookRef": {"name": runbook}}},
         )
     click.echo(f'incident "{name}": runbook {runbook} requested; follow it with kubectl incident describe {name}')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.option("--reason", default="", help="Why more help is needed (goes into the timeline and the page).")
+@BY_OPTION
+@handle_errors
+def escalate(name: str, reason: str, by: str | None) -> None:
+    """Page the incident's next escalation level now, even if it was acknowledged."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    who = by or session.default_actor()
+    if len(reason) > 1024:
+        raise click.BadParameter("at most 1024 characters", param_hint="--reason")
+    request = EscalationRequest(by=who, at=_now(), reason=reason)
+    with about_incident(name, namespace):
+        incident = write_intent(
+            session.client(), namespace, name, check_open, {"spec": {"escalationRequest": request.wire()}}
+        )
+    level = (incident.status.escalation.level if incident.status.escalation else None) or 0
+    click.echo(f'incident "{name}": escalation requested by {who} (level {level} was notified last)')
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("policy")
+@click.option(
+    "--at", "at_", metavar="TIME", help="Who is on call at another time: RFC 3339, or a duration from now (2h)."
+)
+@handle_errors
+def oncall(policy: str, at_: str | None) -> None:
+    """Show who each level of an EscalationPolicy reaches now (or --at TIME), and the next shifts."""
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    at = _when_ahead(at_)
+    try:
+        obj = session.client().get(ESCALATION_POLICY, namespace, policy)
+    except NotFound:
+        raise Fail(f'escalationpolicy "{policy}" not found in namespace "{namespace}"') from None
+    try:
+        spec = EscalationPolicySpec.model_validate(obj.get("spec") or {})
+    except ValidationError as error:
+        raise Fail(f'escalationpolicy "{policy}" is invalid: {located(error)}') from None
+    click.echo(f"On call for {namespace}/{policy} at {format_time(at)}:")
+    _print(fmt.render_table(("LEVEL", "AFTER", "TARGET", "ON CALL", "UNTIL"), oncall_rows(spec, at)))
+    shifts = next_shifts(spec, at)
+    if shifts:
+        click.echo("Next shifts:")
+        _print(fmt.render_table(("SCHEDULE", "USER", "FROM", "UNTIL"), shifts))
+
+
+def _when_ahead(text: str | None) -> datetime:
+    if not text:
+        return _now()
+    try:
+        return _now() + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise click.BadParameter(
+            "expected RFC 3339 (2026-01-05T09:00:00Z) or a duration (2h)", param_hint="--at"
+        ) from None
 
 
 @cli.command("test-rule", context_settings=CONTEXT_SETTINGS)
