@@ -11,12 +11,14 @@ import base64
 import hashlib
 import hmac
 import json
+import pathlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
@@ -489,9 +491,6 @@ def test_pagerduty_webhook_acknowledges_and_resolves(
 def test_the_sample_policies_are_accepted_by_the_apiserver(
     kube_cluster: KubeCluster, crds: list[str], namespace: str
 ) -> None:
-    import pathlib
-
-    import yaml
 
     names = []
     for path in sorted((pathlib.Path(__file__).resolve().parents[2] / "escalation-policies").glob("*.yaml")):
