@@ -29,10 +29,12 @@ from localenv.demo_workload import ERROR_RATIO, DemoWorkloadProcess, create_demo
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.operator_process import OperatorProcess
 from localenv.procs import free_port, wait_until
+from localenv.standins import Received, StandIns, describe
 
 NAMESPACE = "incidentops-demo"
 SERVICE = "checkout"
 ALERT = "CheckoutHighErrorRatio"
+SECOND_LEVEL_AFTER = "12s"
 T = TypeVar("T")
 _STARTED = time.monotonic()
 
@@ -97,6 +99,47 @@ class Demo:
         self.operator: OperatorProcess | None = None
         self.workload: DemoWorkloadProcess | None = None
         self.servers: list[Prometheus | Alertmanager] = []
+        self.standins = StandIns(on_receive=self._received)
+
+    def _received(self, request: Received) -> None:
+        """What Slack and PagerDuty received, printed as it arrives (the stand-ins run on a thread)."""
+        if request.service in ("pagerduty", "slack"):
+            print(f"      >> {describe(request)[:160]}", flush=True)
+
+    def _paging(self, api: k8s.ApiClient) -> dict[str, Any]:
+        """The stand-ins' Secret and an on-call policy: alice first, bob if she has not answered."""
+        core = k8s.CoreV1Api(api)
+        core.create_namespaced_secret(
+            NAMESPACE,
+            k8s.V1Secret(
+                metadata=k8s.V1ObjectMeta(name="paging"),
+                string_data={
+                    "pagerduty": "R0UTINGKEYDEMO000000000000000001",
+                    "slack": self.standins.base("slack") + "/services/TDEMO/BDEMO/demo",
+                    "contacts.yaml": "users:\n  alice: {slack: UALICE}\n  bob: {slack: UBOB}\n",
+                },
+            ),
+        )
+        pagerduty = {"type": "pagerduty", "secretRef": {"name": "paging", "key": "pagerduty"}}
+        pagerduty["url"] = self.standins.base("pagerduty")
+        slack = {"type": "slack", "secretRef": {"name": "paging", "key": "slack"}, "slackChannel": "#inc-checkout"}
+        policy = {
+            "apiVersion": "incidentops.dev/v1alpha1",
+            "kind": "EscalationPolicy",
+            "metadata": {"name": "checkout-oncall"},
+            "spec": {
+                "levels": [
+                    {"name": "primary", "after": "0s", "targets": [{"type": "user", "name": "alice"}],
+                     "channels": [pagerduty, slack]},
+                    {"name": "secondary", "after": SECOND_LEVEL_AFTER, "targets": [{"type": "user", "name": "bob"}],
+                     "channels": [pagerduty, slack]},
+                ]
+            },
+        }  # fmt: skip
+        k8s.CustomObjectsApi(api).create_namespaced_custom_object(
+            "incidentops.dev", "v1alpha1", NAMESPACE, "escalationpolicies", policy
+        )
+        return policy
 
     def kubectl(self, *args: str) -> str:
         result = subprocess.run(
@@ -163,6 +206,14 @@ class Demo:
             note(
                 "rollback is medium risk and the runbook is not automatic: a human approves it (make demo AUTO=1 skips)"
             )
+        self.standins.start()
+        policy = self._paging(api)
+        note(
+            f"and an EscalationPolicy: level 1 pages alice, level 2 pages bob {SECOND_LEVEL_AFTER} later unless "
+            f"someone acknowledges; PagerDuty and Slack are local stand-ins on {self.standins.url} that print what "
+            "they receive (lines starting with >>)"
+        )
+        note(yaml.safe_dump(policy["spec"]["levels"][0], sort_keys=False, default_flow_style=None).rstrip())
 
         say("Step 5/9 — real Prometheus scrapes the service; real Alertmanager will send its webhook to the operator.")
         port = free_port()
@@ -192,6 +243,7 @@ class Demo:
             "INCIDENTOPS_WEBHOOK_TOKEN": self.token,
             "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
             "INCIDENTOPS_REMEDIATION_POLL": "1s",
+            "INCIDENTOPS_CONTACTS_SECRET": f"{NAMESPACE}/paging/contacts.yaml",
         }
         if self.automatic:
             env["INCIDENTOPS_RISK_CEILING"] = "medium"
@@ -217,8 +269,20 @@ class Demo:
             lambda: wait_until(self.incidents, timeout=90, what="the incident"),
         )
         name = incident["metadata"]["name"]
+        step("level 1 paged: PagerDuty and Slack received it", lambda: self.standins.wait_for("pagerduty", 1, 30))
+        step(
+            f"nobody acknowledged within {SECOND_LEVEL_AFTER}: level 2 (bob) paged",
+            lambda: self.standins.wait_for("pagerduty", 2, 60),
+        )
+        note(f"$ kubectl get incidents -n {NAMESPACE}   (LEVEL)\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
         note(f"$ kubectl incident ack {name} -n {NAMESPACE} --by alice")
         note(self.plugin("ack", name, "-n", NAMESPACE, "--by", "alice"))
+        step(
+            "the acknowledgement stops the chain; PagerDuty hears 'acknowledge'",
+            lambda: self.standins.wait_for("pagerduty", 3, 30),
+        )
+        described = self.plugin("describe", name, "-n", NAMESPACE)
+        note("\n".join(_section(described, "Escalation:")))
 
         if self.automatic:
             say("Step 8/9 — the runbook is automatic and every guard passes: the operator rolls back on its own.")
@@ -250,6 +314,10 @@ class Demo:
             lambda: wait_until(lambda: self._state(name) == "Resolved", timeout=120, what="Resolved"),
         )
         note(self.kubectl("get", "incidents", "-n", NAMESPACE))
+        step(
+            "everyone paged hears it is resolved (PagerDuty 'resolve')",
+            lambda: self.standins.wait_for("pagerduty", 4, 30),
+        )
         note(f"$ kubectl incident timeline {name} -n {NAMESPACE}")
         note(self.plugin("timeline", name, "-n", NAMESPACE))
         final = next(i for i in self.incidents() if i["metadata"]["name"] == name)["status"]
@@ -318,6 +386,7 @@ class Demo:
         say("Tearing down (run `make demo KEEP=1` to leave everything running and poke around).")
         for server in self.servers:
             server.stop()
+        self.standins.stop()
         if self.operator:
             self.operator.stop()
         if self.workload:
