@@ -52,7 +52,7 @@ CACHE_SECONDS = 10.0
 CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
 NEWS = {
     "acknowledged": "acknowledged",
-    "remediated": "automatic remediation worked; the service is being monitored",
+    "remediated": "remediation worked (verified); the service is being monitored",
     "remediation-failed": "automatic remediation failed; a human must take over",
     "resolved": "resolved",
 }
