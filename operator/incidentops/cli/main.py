@@ -578,7 +578,7 @@ def mitigate(name: str, runbook: str | None, show: bool) -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @connection_options
 @click.argument("name")
-@click.option("--reason", default="", help="Why more help is needed (goes into the timeline and the page).")
+@click.option("--reason", default="", help="Why more help is needed (goes into the timeline).")
 @BY_OPTION
 @handle_errors
 def escalate(name: str, reason: str, by: str | None) -> None:

@@ -298,7 +298,8 @@ class Escalator:
             except Exception as error:  # a channel's bug must not lose the outbox entry: retry it
                 log.exception("sending %s failed unexpectedly", delivery.idempotency_key)
                 outcome = Outcome("retry", f"{type(error).__name__}: {error}"[:500])
-            NOTIFICATIONS.labels(delivery.channel, outcome.result).inc()
+            if outcome.result != "failed":  # a final failure is counted once, when it is recorded
+                NOTIFICATIONS.labels(delivery.channel, outcome.result).inc()
             log.info(
                 "incident %s/%s: %s %s to %s: %s (%s)",
                 obj["metadata"]["namespace"],
