@@ -83,6 +83,7 @@ bench: install system-deps controlplane ## the alert-storm, remediation and dete
 	$(PY) bench/storm.py
 	$(PY) bench/remediation.py
 	$(PY) bench/rules.py
+	$(PY) bench/escalation.py
 
 clean: ## remove the virtualenv, caches and .dev (not the control-plane build cache)
 	-$(PY) -m localenv cluster-down 2>/dev/null

@@ -146,7 +146,7 @@ def test_unknown_field_is_refused_by_the_model() -> None:
             "EscalationPolicy",
             lambda d: d["spec"]["levels"][0]["channels"][0].pop("secretRef"),
             "slack channel needs secretRef",
-            "slack, pagerduty, sms and phone channels need secretRef",
+            "slack, pagerduty, sms, phone and statuspage channels need secretRef",
         ),
     ],
 )

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from incidentops.api.v1alpha1.common import Severity, format_time
+from incidentops.api.v1alpha1.common import Severity, format_time, parse_time
 from incidentops.api.v1alpha1.escalationpolicy import Channel, EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import (
     EscalationStatus,
@@ -58,37 +58,46 @@ NEWS = {
 }
 
 
-def wants_turn(body: Mapping[str, Any]) -> bool:
-    """Whether an Incident, as the watch delivered it, may have escalation work (cheap: no API call)."""
+def due_at(body: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When an Incident, as the watch delivered it, needs a look (cheap: no API call); None: not at all.
+
+    A deadline or a retry in status gives its own time, so the operator's own writes do not wake
+    the incident again before anything is due.
+    """
     status = body.get("status") or {}
     if not status.get("detectedAt"):
-        return False
+        return None
     esc = status.get("escalation")
     is_open = status.get("state") not in CLOSED
     if esc is None:
-        return is_open
+        return now if is_open else None
     spec = body.get("spec") or {}
     ref = (spec.get("escalationPolicyRef") or {}).get("name")
     if ref and ref != esc.get("policy") and is_open:
-        return True
+        return now
     if esc.get("stopped") == "NoPolicy":
-        return False  # a new policy in the namespace wakes it (policy_changed)
+        return None  # a new policy in the namespace wakes it (policy_changed)
     request = spec.get("escalationRequest") or {}
     if request.get("at") and request.get("at") != esc.get("escalationRequestSeen") and is_open:
-        return True
-    if any(d.get("state") == "Pending" for d in esc.get("deliveries") or []):
-        return True
-    if not is_open:
-        return esc.get("stopped") != "Resolved" or "resolved" not in (esc.get("announced") or [])
-    if status.get("acknowledgedAt") and esc.get("stopped") != "Acknowledged":
-        return True
-    if esc.get("nextEscalationAt"):
-        return True
+        return now
+    if not is_open and (esc.get("stopped") != "Resolved" or "resolved" not in (esc.get("announced") or [])):
+        return now
+    if is_open and status.get("acknowledgedAt") and esc.get("stopped") != "Acknowledged":
+        return now
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     announced = esc.get("announced") or []
     remediated = conditions.get("Remediated", {}).get("status") == "True"
     failed = conditions.get("Escalated", {}).get("reason") == "RemediationFailed"
-    return (remediated and "remediated" not in announced) or (failed and "remediation-failed" not in announced)
+    if (remediated and "remediated" not in announced) or (failed and "remediation-failed" not in announced):
+        return now
+    times: list[datetime] = []
+    if is_open and esc.get("nextEscalationAt"):
+        times.append(parse_time(esc["nextEscalationAt"]))
+    for delivery in esc.get("deliveries") or []:
+        if delivery.get("state") == "Pending":
+            when = delivery.get("claimedUntil") or delivery.get("nextAttemptAt")
+            times.append(parse_time(when) if when else now)
+    return min(times) if times else None
 
 
 @dataclass
@@ -165,8 +174,9 @@ class Escalator:
             waiting.add(str(key[1]))
         else:
             waiting.discard(str(key[1]))
-        if wants_turn(body):
-            self.queue.schedule(key)
+        when = due_at(body, self.clock())
+        if when is not None:
+            self.queue.schedule(key, when)
 
     def forget(self, namespace: str, name: str) -> None:
         self._without_policy.get(namespace, set()).discard(name)
