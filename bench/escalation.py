@@ -97,7 +97,7 @@ def armed(api: k8s.ApiClient, namespace: str) -> int:
 
 def report(what: str, values: list[float]) -> None:
     print(
-        f"{what}: n={len(values)} p50 {percentile(values, 50):.3f}s p99 {percentile(values, 99):.3f}s "
+        f"{what}: n={len(values)} p50 {percentile(values, 0.5):.3f}s p99 {percentile(values, 0.99):.3f}s "
         f"max {max(values):.3f}s",
         flush=True,
     )
