@@ -232,7 +232,7 @@ def _describe(policy: EscalationPolicySpec, level: int, deliveries: list[Notific
     return f"{name}: {', '.join(who) or 'nobody'} via {', '.join(over)}"
 
 
-def _notified_condition(
+def notified_condition(
     status: IncidentStatus, esc: EscalationStatus, now: datetime, generation: int | None
 ) -> IncidentStatus:
     failed = [d for d in esc.deliveries if d.state == "Failed"]
@@ -365,5 +365,5 @@ def decide(sit: Situation) -> Decision:
         told = set(esc.announced) | set(new_milestones) | ({"remediation-failed"} if paged_for_failure else set())
         esc = esc.model_copy(update={"announced": [m for m in MILESTONES if m in told]})
     status = status.model_copy(update={"escalation": esc})
-    status = _notified_condition(status, esc, now, sit.generation)
+    status = notified_condition(status, esc, now, sit.generation)
     return Decision(status, notices, fired)

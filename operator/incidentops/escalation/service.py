@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 from pydantic import ValidationError
@@ -47,6 +47,7 @@ from incidentops.lifecycle.machine import append_timeline
 from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 MAX_ROUNDS = 20
 CACHE_SECONDS = 10.0
 CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
@@ -109,18 +110,21 @@ class Sent:
 
 
 class _Cached:
-    """A value read from the cluster, kept for a few seconds (the directory, templates, credentials)."""
+    """Values read from the cluster, kept for a few seconds (the directory, templates, credentials)."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, Any]] = {}
 
-    def get(self, key: str) -> Any:
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._values.get(key)
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS else None
-
-    def put(self, key: str, value: Any) -> Any:
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return cast(V, hit[1])
+        value = await load()
         self._values[key] = (time.monotonic(), value)
         return value
+
+    def forget(self, key: str) -> None:
+        self._values.pop(key, None)
 
 
 class Escalator:
@@ -344,7 +348,7 @@ class Escalator:
                 f"{failed.event} over {failed.channel} to {failed.target or 'the channel'} failed: {failed.message}"
             )
             updated = append_timeline(updated, now, "NotificationFailed", message[:2048], chain.ACTOR)
-        updated = chain._notified_condition(updated, esc, now, obj["metadata"].get("generation"))
+        updated = chain.notified_condition(updated, esc, now, obj["metadata"].get("generation"))
         if updated.wire() == status.wire():
             return True
         try:
@@ -513,46 +517,51 @@ class Escalator:
         source = self.config.contacts_secret
         if not source:
             return Directory()
-        cached = self._cache.get("directory")
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        namespace, name, key = source.split("/")
-        try:
-            directory = parse_directory(await self.kube.secret_value(namespace, name, key))
-        except (KubeError, DirectoryError) as error:
-            log.error("cannot read the contact directory %s: %s", source, error)
-            directory = Directory()
-        return self._cache.put("directory", directory)  # type: ignore[no-any-return]
+
+        async def load() -> Directory:
+            namespace, name, key = source.split("/")
+            try:
+                return parse_directory(await self.kube.secret_value(namespace, name, key))
+            except (KubeError, DirectoryError) as error:
+                log.error("cannot read the contact directory %s: %s", source, error)
+                return Directory()
+
+        return await self._cache.get_or_load("directory", load)
 
     async def _templates(self) -> Templates:
         source = self.config.templates_configmap
         if not source:
             return Templates()
-        cached = self._cache.get("templates")
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        namespace, name = source.split("/")
-        try:
-            templates = Templates(await self.kube.configmap_data(namespace, name))
-        except KubeError as error:
-            log.error("cannot read the templates ConfigMap %s: %s; using the built-in ones", source, error)
-            templates = Templates()
-        return self._cache.put("templates", templates)  # type: ignore[no-any-return]
 
-    async def _secret(self, namespace: str, name: str, key: str) -> str | Outcome | None:
+        async def load() -> Templates:
+            namespace, name = source.split("/")
+            try:
+                return Templates(await self.kube.configmap_data(namespace, name))
+            except KubeError as error:
+                log.error("cannot read the templates ConfigMap %s: %s; using the built-in ones", source, error)
+                return Templates()
+
+        return await self._cache.get_or_load("templates", load)
+
+    async def _secret(self, namespace: str, name: str, key: str) -> str | Outcome:
+        """A credential; a failed Outcome when it cannot be had (a read error is retried, not cached)."""
         cache_key = f"secret/{namespace}/{name}/{key}"
-        cached = self._cache.get(cache_key)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        try:
-            value = await self.kube.secret_value(namespace, name, key)
-        except NotFound:
-            return Outcome("failed", f"Secret {namespace}/{name} does not exist")
-        except KubeError as error:
-            return Outcome("retry", f"cannot read Secret {namespace}/{name}: {error}")
-        if value is None:
-            return Outcome("failed", f"Secret {namespace}/{name} has no key {key}")
-        return self._cache.put(cache_key, value.strip())  # type: ignore[no-any-return]
+
+        async def load() -> str | Outcome:
+            try:
+                value = await self.kube.secret_value(namespace, name, key)
+            except NotFound:
+                return Outcome("failed", f"Secret {namespace}/{name} does not exist")
+            except KubeError as error:
+                return Outcome("retry", f"cannot read Secret {namespace}/{name}: {error}")
+            if value is None:
+                return Outcome("failed", f"Secret {namespace}/{name} has no key {key}")
+            return value.strip()
+
+        found = await self._cache.get_or_load(cache_key, load)
+        if isinstance(found, Outcome):
+            self._cache.forget(cache_key)  # a missing Secret may appear: look again next time
+        return found
 
 
 def _qualified(choice: PolicyChoice, namespace: str) -> str | None:

@@ -25,7 +25,7 @@ def event_of(envelope: Envelope) -> dict[str, object]:
     }
     if action == "trigger":
         incident = envelope.document.get("incident", {})
-        event["payload"] = {
+        payload: dict[str, object] = {
             "summary": envelope.rendered.subject[:1024],
             "source": f"{envelope.namespace}/{incident.get('service') or envelope.name}"[:255],
             "severity": SEVERITY.get(envelope.severity, "warning"),
@@ -39,7 +39,7 @@ def event_of(envelope: Envelope) -> dict[str, object]:
                 "details": envelope.rendered.text[:4000],
             },
         }
-        event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}  # type: ignore[attr-defined]
+        event["payload"] = {k: v for k, v in payload.items() if v is not None}
     return event
 
 
