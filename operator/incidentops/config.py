@@ -2,45 +2,86 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from incidentops.api.v1alpha1.common import Severity, parse_duration
+from incidentops.egress import EgressPolicy, Protected, parse_rules
 
 PREFIX = "INCIDENTOPS_"
-
-DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
-    "critical": Severity.SEV1,
-    "page": Severity.SEV1,
-    "p0": Severity.SEV1,
-    "sev1": Severity.SEV1,
-    "high": Severity.SEV2,
-    "error": Severity.SEV2,
-    "major": Severity.SEV2,
-    "p1": Severity.SEV2,
-    "sev2": Severity.SEV2,
-    "warning": Severity.SEV3,
-    "medium": Severity.SEV3,
-    "p2": Severity.SEV3,
-    "sev3": Severity.SEV3,
-    "low": Severity.SEV4,
-    "minor": Severity.SEV4,
-    "p3": Severity.SEV4,
-    "sev4": Severity.SEV4,
-    "info": Severity.SEV5,
-    "informational": Severity.SEV5,
-    "none": Severity.SEV5,
-    "p4": Severity.SEV5,
-    "sev5": Severity.SEV5,
-}
 
 
 class ConfigError(ValueError):
     """A setting is wrong; the message names the variable and what is expected."""
+
+
+# The one table of severity names: alert labels (INCIDENTOPS_SEVERITY_LABELS), the events API and the
+# plugin's arguments all read it. P1..P5 follow PagerDuty and Opsgenie (P1 is the top priority);
+# P0, which some teams use above P1, is SEV1 too. INCIDENTOPS_SEVERITY_MAP is merged over it.
+DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
+    "sev1": Severity.SEV1,
+    "p0": Severity.SEV1,
+    "p1": Severity.SEV1,
+    "critical": Severity.SEV1,
+    "page": Severity.SEV1,
+    "emergency": Severity.SEV1,
+    "sev2": Severity.SEV2,
+    "p2": Severity.SEV2,
+    "high": Severity.SEV2,
+    "major": Severity.SEV2,
+    "error": Severity.SEV2,
+    "sev3": Severity.SEV3,
+    "p3": Severity.SEV3,
+    "warning": Severity.SEV3,
+    "medium": Severity.SEV3,
+    "moderate": Severity.SEV3,
+    "sev4": Severity.SEV4,
+    "p4": Severity.SEV4,
+    "low": Severity.SEV4,
+    "minor": Severity.SEV4,
+    "sev5": Severity.SEV5,
+    "p5": Severity.SEV5,
+    "info": Severity.SEV5,
+    "informational": Severity.SEV5,
+    "none": Severity.SEV5,
+}
+
+
+def severity_aliases(table: Mapping[str, Severity] | None = None) -> str:
+    """The table in words, for help texts and kubectl explain: "SEV1: sev1, p0, p1, critical, ...; SEV2: ..."."""
+    table = DEFAULT_SEVERITY_MAP if table is None else table
+    return "; ".join(
+        f"{level}: {', '.join(name for name, mapped in table.items() if mapped == level)}" for level in Severity
+    )
+
+
+def severity_map(environ: Mapping[str, str] | None = None) -> dict[str, Severity]:
+    """The table with INCIDENTOPS_SEVERITY_MAP merged over it (the plugin reads the same variable)."""
+    env = os.environ if environ is None else environ
+    text = env.get(PREFIX + "SEVERITY_MAP")
+    if not text:
+        return dict(DEFAULT_SEVERITY_MAP)
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f'{PREFIX}SEVERITY_MAP: not JSON ({error.msg}); expected e.g. \'{{"p1": "SEV1"}}\'') from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{PREFIX}SEVERITY_MAP: expected a JSON object mapping label values to SEV1..SEV5")
+    merged: dict[str, Severity] = dict(DEFAULT_SEVERITY_MAP)
+    for key, value in overrides.items():
+        try:
+            merged[str(key).strip().lower()] = Severity(str(value).strip().upper())
+        except ValueError:
+            raise ConfigError(
+                f"{PREFIX}SEVERITY_MAP: {key!r} maps to {value!r}; expected one of {', '.join(Severity)}"
+            ) from None
+    return merged
 
 
 def _csv(text: str) -> list[str]:
@@ -111,6 +152,32 @@ class Config(BaseModel):
     smtp_from: str = "incidentops@localhost"
     pagerduty_webhook_secret: str = Field(default="", description="The signing secret of PagerDuty's v3 webhook.")
     pagerduty_webhook_secret_ref: str = Field(default="", description="namespace/name/key of a Secret holding it.")
+    http_allow: list[str] = Field(
+        default=[],
+        description="Where runbook http steps may call besides Services of the incident's own namespace: hosts, "
+        "*.domains, IPs or CIDRs, each optionally with :port.",
+    )
+    notify_allow: list[str] = Field(
+        default=[],
+        description="Non-public destinations notification channels may call (public addresses always may).",
+    )
+    cluster_domain: str = Field(default="cluster.local", description="The cluster's DNS domain (svc names).")
+
+    @field_validator("http_allow", "notify_allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        parse_rules(value)
+        return value
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected a URL such as http://prometheus:9090, with http:// or https:// (got {value!r})")
+        return value
 
     @field_validator(
         "correlation_window",
@@ -175,9 +242,53 @@ class Config(BaseModel):
     def watches(self, namespace: str) -> bool:
         return not self.namespaces or namespace in self.namespaces
 
+    def runbook_egress(self, protected: tuple[Protected, ...] = ()) -> EgressPolicy:
+        """Where http steps may call: Services of the incident's namespace, and INCIDENTOPS_HTTP_ALLOW."""
+        return EgressPolicy(
+            "INCIDENTOPS_HTTP_ALLOW",
+            parse_rules(self.http_allow),
+            public=False,
+            protected=protected,
+            cluster_domain=self.cluster_domain,
+        )
+
+    def channel_egress(self, protected: tuple[Protected, ...] = ()) -> EgressPolicy:
+        """Where channels may send: public addresses, the policy's namespace's Services, INCIDENTOPS_NOTIFY_ALLOW."""
+        return EgressPolicy(
+            "INCIDENTOPS_NOTIFY_ALLOW",
+            parse_rules(self.notify_allow),
+            public=True,
+            protected=protected,
+            cluster_domain=self.cluster_domain,
+        )
+
 
 _BOOL_FIELDS = {"auto_resolve", "remediation", "escalation", "smtp_starttls"}
-_LIST_FIELDS = {"namespaces", "severity_labels", "service_labels", "correlation_labels", "dedup_labels"}
+_LIST_FIELDS = {
+    "namespaces",
+    "severity_labels",
+    "service_labels",
+    "correlation_labels",
+    "dedup_labels",
+    "http_allow",
+    "notify_allow",
+}
+# Read by the test tooling and the plugin, not by the operator: no warning for them.
+TOOLING = frozenset({"CACHE", "LOCAL_CLUSTER", "PROMETHEUS_BIN", "ALERTMANAGER_BIN"})
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each INCIDENTOPS_* variable that sets nothing, naming the closest real one."""
+    env = os.environ if environ is None else environ
+    known = [PREFIX + name.upper() for name in Config.model_fields]
+    out = []
+    for key in sorted(env):
+        if not key.startswith(PREFIX) or key[len(PREFIX) :] in TOOLING or key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        out.append(f"{key} is not a setting of incidentops and is ignored{hint}")
+    return out
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:
@@ -186,7 +297,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     raw: dict[str, object] = {}
     known = set(Config.model_fields)
     for key, value in env.items():
-        if not key.startswith(PREFIX) or key == PREFIX + "CACHE":
+        if not key.startswith(PREFIX):
             continue
         field = key[len(PREFIX) :].lower()
         if field not in known:
@@ -194,13 +305,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         if field in _LIST_FIELDS:
             raw[field] = _csv(value)
         elif field == "severity_map":
-            try:
-                overrides = json.loads(value)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f'{key}: not JSON ({error.msg}); expected e.g. \'{{"p1": "SEV1"}}\'') from None
-            if not isinstance(overrides, dict):
-                raise ConfigError(f"{key}: expected a JSON object mapping label values to SEV1..SEV5")
-            raw[field] = {**DEFAULT_SEVERITY_MAP, **{str(k).lower(): v for k, v in overrides.items()}}
+            raw[field] = severity_map(env)
         elif field in _BOOL_FIELDS:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -215,7 +320,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         problems = []
         for item in error.errors():
             name = PREFIX + str(item["loc"][0]).upper() if item["loc"] else PREFIX
-            problems.append(f"{name}={env.get(name, '')!r}: {item['msg']}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}={env.get(name, '')!r}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     if config.webhook_auth == "token" and not (config.webhook_token or config.webhook_token_secret):
         raise ConfigError(

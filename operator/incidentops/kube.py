@@ -305,6 +305,19 @@ class KubeClient:
         configmap = self._call(self.core.read_namespaced_config_map, name, namespace)
         return dict(configmap.data or {})
 
+    def service(self, namespace: str, name: str) -> Obj | None:
+        """A Service as JSON, or None when it does not exist (where an http step may call)."""
+        try:
+            result: Obj = self._raw(self.core.read_namespaced_service, name, namespace)
+        except NotFound:
+            return None
+        return result
+
+    @property
+    def apiserver_url(self) -> str:
+        """The apiserver's address as this client reaches it."""
+        return str(self.api_client.configuration.host)
+
     def namespace_exists(self, name: str) -> bool:
         try:
             self._call(self.core.read_namespace, name)

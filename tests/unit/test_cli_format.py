@@ -91,7 +91,8 @@ def test_measured_durations_are_humanized(seconds: float | None, expected: str) 
         (("SEV1",), {Severity.SEV1}),
         (("sev2", "P0"), {Severity.SEV1, Severity.SEV2}),
         (("critical,high",), {Severity.SEV1, Severity.SEV2}),
-        (("warning", "p3", "info"), {Severity.SEV3, Severity.SEV4, Severity.SEV5}),
+        (("warning", "p4", "info"), {Severity.SEV3, Severity.SEV4, Severity.SEV5}),
+        (("p1", "P2"), {Severity.SEV1, Severity.SEV2}),
         ((), set()),
     ],
 )

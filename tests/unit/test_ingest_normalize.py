@@ -50,10 +50,12 @@ def am_payload(**alert_overrides: object) -> dict[str, object]:
         ({"severity": "warning"}, Severity.SEV3),
         ({"severity": "info"}, Severity.SEV5),
         ({"priority": "P0"}, Severity.SEV1),
-        ({"priority": "p3"}, Severity.SEV4),
+        ({"priority": "p1"}, Severity.SEV1),
+        ({"priority": "p3"}, Severity.SEV3),
+        ({"priority": "P5"}, Severity.SEV5),
         ({"severity": "SEV2"}, Severity.SEV2),
         ({"severity": "High"}, Severity.SEV2),
-        ({"severity": "gibberish", "priority": "P1"}, Severity.SEV2),
+        ({"severity": "gibberish", "priority": "P2"}, Severity.SEV2),
         ({}, Severity.SEV3),
     ],
 )
@@ -100,7 +102,7 @@ def test_generic_event() -> None:
         }
     )
     alert = from_event(event, CONFIG)
-    assert alert.firing and alert.severity == Severity.SEV2 and alert.service == "checkout"
+    assert alert.firing and alert.severity == Severity.SEV1 and alert.service == "checkout"  # P1: the top priority
     assert alert.labels["team"] == "payments" and alert.source == "ci"
     resolved = from_event(event.model_copy(update={"type": "alert.resolved"}), CONFIG)
     assert not resolved.firing and resolved.dedup_key == alert.dedup_key

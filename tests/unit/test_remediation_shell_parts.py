@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.incident import (
     Approval,
@@ -98,9 +99,12 @@ def test_targets_default_to_the_incident_workload_and_stay_in_its_namespace() ->
     assert none.value.reason == "NoTarget"
     cordon = RunbookStep.model_validate({"name": "c", "action": "cordon"})
     assert str(resolve(cordon, "shop", spec, [{"node": "node-7"}])) == "Node/node-7"
-    statefulset = RunbookStep.model_validate({"name": "r", "action": "restart", "target": {"kind": "StatefulSet"}})
+    # The schema offers only what runs: a StatefulSet target is refused before any run could fail on it.
+    with pytest.raises(ValidationError, match="'Deployment' or 'Node'"):
+        RunbookStep.model_validate({"name": "r", "action": "restart", "target": {"kind": "StatefulSet"}})
+    node_restart = RunbookStep.model_validate({"name": "r", "action": "restart", "target": {"kind": "Node"}})
     with pytest.raises(NoTarget, match="Deployments"):
-        resolve(statefulset, "shop", spec, [])
+        resolve(node_restart, "shop", spec, [])
 
 
 def test_the_ledger_keeps_other_incidents_changing_steps_across_status_updates() -> None:

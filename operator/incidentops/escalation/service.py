@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -33,6 +33,7 @@ from incidentops.api.v1alpha1.incident import (
 )
 from incidentops.api.v1alpha1.resources import ESCALATION_POLICY, INCIDENT
 from incidentops.config import Config
+from incidentops.egress import protected_endpoints
 from incidentops.escalation import chain, outbox
 from incidentops.escalation.channels import RATES, REGISTRY
 from incidentops.escalation.channels.base import Envelope, SmtpSettings
@@ -45,6 +46,7 @@ from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unav
 from incidentops.lifecycle.intents import Notice
 from incidentops.lifecycle.machine import append_timeline
 from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS
+from incidentops.redaction import redact
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -147,6 +149,7 @@ class Escalator:
         )
         self.smtp = SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_starttls, config.smtp_from)
         self.pace = Pace(clock)
+        self.egress = config.channel_egress(protected_endpoints(kube.client.apiserver_url, config.http_port))
         self.http: httpx.AsyncClient | None = None
         self._cache = _Cached()
         self._without_policy: dict[str, set[str]] = {}
@@ -302,6 +305,7 @@ class Escalator:
         sent: list[Sent] = []
         templates = await self._templates()
         for delivery in claimed:
+            envelope: Envelope | Outcome | None = None
             try:
                 envelope = await self._envelope(obj, spec, status, policy, directory, templates, delivery)
                 outcome = (
@@ -310,8 +314,10 @@ class Escalator:
                     else await REGISTRY[delivery.channel].send(envelope, self._client())
                 )
             except Exception as error:  # a channel's bug must not lose the outbox entry: retry it
-                log.exception("sending %s failed unexpectedly", delivery.idempotency_key)
+                log.error("sending %s failed unexpectedly: %s", delivery.idempotency_key, type(error).__name__)
                 outcome = Outcome("retry", f"{type(error).__name__}: {error}"[:500])
+            if isinstance(envelope, Envelope):  # the answer may echo what it was sent
+                outcome = replace(outcome, message=redact(outcome.message, [envelope.credential, envelope.signing_key]))
             if outcome.result != "failed":  # a final failure is counted once, when it is recorded
                 NOTIFICATIONS.labels(delivery.channel, outcome.result).inc()
             log.info(
@@ -471,6 +477,9 @@ class Escalator:
             thread=_thread(policy, esc, channel),
             timeout=self.timeout,
             smtp=self.smtp,
+            egress=self.egress,
+            services=self.kube.client.service,
+            policy_namespace=where,
         )
 
     # -- what the turn reads ---------------------------------------------------------------------

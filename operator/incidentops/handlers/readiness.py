@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -15,6 +16,7 @@ from incidentops.api.v1alpha1.common import GROUP, VERSION, located
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, KIND_BY_NAME, RUNBOOK, Kind
 from incidentops.detection.service import EVALUATION_REASONS
+from incidentops.egress import protected_endpoints
 from incidentops.handlers.deps import Deps
 from incidentops.kube import KubeError, NotFound
 from incidentops.readiness.checks import (
@@ -56,11 +58,14 @@ def _invalid(error: ValidationError) -> Verdict:
     return Verdict(False, "InvalidSpec", located(error))
 
 
-CHECKED: list[tuple[Kind, Checker]] = [
-    (DETECTION_RULE, check_detection_rule),
-    (RUNBOOK, check_runbook),
-    (ESCALATION_POLICY, check_escalation_policy),
-]
+def checked(deps: Deps) -> list[tuple[Kind, Checker]]:
+    """Each kind with its check; a Runbook's http steps are checked against the operator's egress settings."""
+    egress = deps.config.runbook_egress(protected_endpoints(deps.kube.client.apiserver_url, deps.config.http_port))
+    return [
+        (DETECTION_RULE, check_detection_rule),
+        (RUNBOOK, functools.partial(check_runbook, egress=egress)),
+        (ESCALATION_POLICY, check_escalation_policy),
+    ]
 
 
 async def evaluate(
@@ -111,7 +116,7 @@ async def evaluate(
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
     """Validation on create, update and resume; `recheck_forever` re-validates (references can appear later)."""
     lookup = ClusterLookup(deps)
-    for kind, checker in CHECKED:
+    for kind, checker in checked(deps):
         _register_kind(registry, deps, lookup, kind, checker)
 
 
@@ -141,9 +146,10 @@ async def recheck_forever(deps: Deps, ready: asyncio.Event) -> None:
     await ready.wait()
     lookup = ClusterLookup(deps)
     namespaces: list[str | None] = list(deps.config.namespaces) or [None]
+    kinds = checked(deps)
     while True:
         await asyncio.sleep(RECHECK_SECONDS)
-        for kind, checker in CHECKED:
+        for kind, checker in kinds:
             for namespace in namespaces:
                 try:
                     for obj in await deps.kube.list(kind, namespace):

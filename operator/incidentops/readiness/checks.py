@@ -12,7 +12,9 @@ from typing import Protocol
 
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
-from incidentops.api.v1alpha1.runbook import Action, RunbookSpec
+from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, step_refusal
+from incidentops.egress import EgressPolicy
+from incidentops.redaction import safe_url
 
 
 class Lookup(Protocol):
@@ -73,20 +75,27 @@ async def check_detection_rule(spec: DetectionRuleSpec, namespace: str, lookup: 
     return found.verdict(f"rule is valid ({state}, every {spec.interval}, for {spec.for_})")
 
 
-_NEEDS_WORKLOAD = {Action.SCALE, Action.RESTART, Action.ROLLBACK, Action.WAIT_ROLLOUT}
-
-
-async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Verdict:
+async def check_runbook(
+    spec: RunbookSpec, namespace: str, lookup: Lookup, egress: EgressPolicy | None = None
+) -> Verdict:
+    """Ready only when a run would not be refused for what the Runbook itself says (the run's own rules)."""
     found = _Findings()
     known = {a.value for a in Action}
+    if spec.safety.allowed_namespaces and namespace not in spec.safety.allowed_namespaces:
+        found.add(
+            "NamespaceNotAllowed",
+            f"safety.allowedNamespaces ({', '.join(spec.safety.allowed_namespaces)}) leaves out {namespace}, the "
+            "only namespace a Runbook of this namespace acts in",
+        )
     for step in spec.steps:
         where = f"step {step.name!r}"
         if step.action not in known:
             found.add("UnknownAction", f"{where}: unknown action {step.action!r}")
             continue
         action = Action(step.action)
-        if action in _NEEDS_WORKLOAD and step.target and step.target.kind not in ("Deployment", "StatefulSet"):
-            found.add("InvalidTarget", f"{where}: {action.value} works on a Deployment or StatefulSet")
+        problem = step_refusal(step, namespace)
+        if problem is not None:
+            found.add(problem[0], f"{where}: {problem[1]}")
         if action == Action.SCALE:
             if step.params.replicas is None:
                 found.add("MissingParameter", f"{where}: scale needs params.replicas")
@@ -97,13 +106,11 @@ async def check_runbook(spec: RunbookSpec, namespace: str, lookup: Lookup) -> Ve
                 )
         if action == Action.PROMQL_CHECK and not (step.params.query or "").strip():
             found.add("MissingParameter", f"{where}: promql-check needs params.query")
-        if action == Action.HTTP and not step.params.url:
-            found.add("MissingParameter", f"{where}: http needs params.url")
-        if action == Action.CORDON and (step.target is None or step.target.kind != "Node"):
-            found.add("InvalidTarget", f"{where}: cordon needs a Node target")
-        target_ns = step.target.namespace if step.target else None
-        if target_ns and spec.safety.allowed_namespaces and target_ns not in spec.safety.allowed_namespaces:
-            found.add("NamespaceNotAllowed", f"{where}: namespace {target_ns!r} is not in safety.allowedNamespaces")
+        if action == Action.HTTP:
+            if not step.params.url:
+                found.add("MissingParameter", f"{where}: http needs params.url")
+            elif egress is not None and (refusal := egress.static_refusal(step.params.url, namespace)) is not None:
+                found.add(refusal.reason, f"{where}: {safe_url(step.params.url)}: {refusal}")
     if spec.verify is not None and not spec.verify.query.strip():
         found.add("EmptyQuery", "verify.query is empty")
     mode = "automatic" if spec.automatic else "approval-gated"

@@ -31,6 +31,7 @@ from incidentops.api.v1alpha1.incident import (
 from incidentops.api.v1alpha1.resources import INCIDENT, RUNBOOK
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.config import Config
+from incidentops.egress import protected_endpoints
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.metrics import ACTIONS, GUARD_BLOCKS, REMEDIATIONS, TIME_TO_FIRST_ACTION, VERIFICATION_SECONDS
 from incidentops.prometheus import Prometheus, PrometheusError
@@ -115,6 +116,7 @@ class Responder:
         self.queue = DeadlineQueue(self._turn, clock)
         self.poll = timedelta(seconds=config.seconds("remediation_poll"))
         self.in_doubt_after = timedelta(seconds=config.seconds("in_doubt_after"))
+        self.egress = config.runbook_egress(protected_endpoints(kube.client.apiserver_url, config.http_port))
         self._starting = asyncio.Lock()  # guard verdicts and the writes they lead to: an exact storm budget
 
     # -- feeding ---------------------------------------------------------------------------------
@@ -400,6 +402,7 @@ class Responder:
             prometheus=self.prometheus,
             facts=facts,
             lookback=timedelta(seconds=self.config.seconds("rollback_lookback")),
+            egress=self.egress,
         )
 
     def _target(self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, step: RunbookStep) -> Target:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from incidentops.api.v1alpha1.incident import IncidentSpec
-from incidentops.api.v1alpha1.runbook import Action, RunbookStep
+from incidentops.api.v1alpha1.runbook import Action, RunbookStep, step_refusal
 from incidentops.remediation.actions.base import Target
 
 NO_TARGET_ACTIONS = frozenset({Action.PROMQL_CHECK, Action.HTTP, Action.NOTIFY})
@@ -31,20 +31,15 @@ def resolve(step: RunbookStep, namespace: str, spec: IncidentSpec, label_sets: S
     action = Action(step.action)
     if action in NO_TARGET_ACTIONS:
         return Target(namespace, step.name, kind="Step")
+    problem = step_refusal(step, namespace)
+    if problem is not None:
+        raise NoTarget(*problem)
     ref = step.target
     if action == Action.CORDON:
         name = ref.name if ref is not None and ref.name else _node_from(label_sets)
         if not name:
             raise NoTarget("NoNode", "cordon needs target.name or an alert with a node label")
         return Target("", name, kind="Node")
-    kind = ref.kind if ref is not None else "Deployment"
-    if kind != "Deployment":
-        raise NoTarget("UnsupportedTarget", f"{action} acts on Deployments, not {kind}s")
-    wanted = ref.namespace if ref is not None and ref.namespace else namespace
-    if wanted != namespace:
-        raise NoTarget(
-            "OtherNamespace", f"the step targets namespace {wanted}; runbooks act only in the incident's ({namespace})"
-        )
     name = ref.name if ref is not None and ref.name else None
     if name is None:
         name = next((w.name for w in spec.affected_workloads if w.kind == "Deployment" and w.name), None)

@@ -19,7 +19,6 @@ from incidentops.api.v1alpha1.common import (
     Severity,
     StatusModel,
     Timestamp,
-    WorkloadReference,
 )
 from incidentops.api.v1alpha1.conditions import Condition
 
@@ -92,6 +91,33 @@ class RunbookMatch(Model):
             "Empty matches any.",
         ),
     ] = []
+
+
+class StepTarget(Model):
+    """What a step acts on: a Deployment of the Runbook's namespace, or a Node (cordon)."""
+
+    kind: Annotated[
+        Literal["Deployment", "Node"],
+        Field(
+            description="Deployment (the default) for scale, restart, rollback, wait-rollout and delete-pod; Node "
+            "for cordon."
+        ),
+    ] = "Deployment"
+    name: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="Name of the Deployment or Node, e.g. checkout. Left out, the step acts on the incident's "
+            "affected Deployment (or, for cordon, the node its alert names).",
+        ),
+    ] = None
+    namespace: Annotated[
+        DNSLabel | None,
+        Field(
+            description="The Deployment's namespace; it can only be the Runbook's own namespace (runbooks act on "
+            "incidents and workloads of their namespace only), so it is best left out. Not used for Nodes."
+        ),
+    ] = None
 
 
 class StepParams(Model):
@@ -174,10 +200,11 @@ class RunbookStep(Model):
         ),
     ]
     target: Annotated[
-        WorkloadReference | None,
+        StepTarget | None,
         Field(
-            description="The workload the action applies to: a Deployment or StatefulSet for scale, restart, "
-            "rollback and wait-rollout, a Node for cordon, pods for delete-pod."
+            description="What the action applies to: a Deployment of the Runbook's namespace for scale, restart, "
+            "rollback, wait-rollout and delete-pod (its pods), a Node for cordon. Left out: the incident's "
+            "affected Deployment."
         ),
     ] = None
     params: Annotated[
@@ -375,6 +402,32 @@ class RunbookSpec(Model):
             return self.risk
         order = {"low": 0, "medium": 1, "high": 2}
         return max((RISK_OF_ACTION[Action(s.action)] for s in self.steps), key=order.__getitem__)
+
+
+WORKLOAD_ACTIONS = frozenset({Action.SCALE, Action.RESTART, Action.ROLLBACK, Action.WAIT_ROLLOUT, Action.DELETE_POD})
+
+
+def step_refusal(step: RunbookStep, namespace: str) -> tuple[str, str] | None:
+    """Why a step of a Runbook in `namespace` would be refused at every run (reason, message); None: it may run.
+
+    The run applies these same rules (remediation.targets), so what readiness calls Ready can run.
+    """
+    action = Action(step.action)
+    target = step.target
+    if action == Action.CORDON:
+        if target is not None and target.kind != "Node":
+            return "InvalidTarget", "cordon acts on a Node (target.kind: Node)"
+        return None
+    if target is None:
+        return None
+    if action in WORKLOAD_ACTIONS and target.kind != "Deployment":
+        return "InvalidTarget", f"{action} acts on Deployments, not {target.kind}s"
+    if action in WORKLOAD_ACTIONS and target.namespace and target.namespace != namespace:
+        return (
+            "OtherNamespace",
+            f"the step targets namespace {target.namespace}; runbooks act only in their own ({namespace})",
+        )
+    return None
 
 
 class ExecutionRecord(StatusModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,8 +12,10 @@ import httpx
 
 from incidentops.api.v1alpha1.escalationpolicy import Channel
 from incidentops.api.v1alpha1.incident import NotificationDelivery
+from incidentops.egress import EgressPolicy, Refused, ServiceLookup
 from incidentops.escalation.outbox import Outcome
 from incidentops.escalation.templates import Rendered
+from incidentops.redaction import excerpt
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Envelope:
     thread: str | None = None
     timeout: float = 10.0
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    egress: EgressPolicy | None = None  # None only in unit tests of the wire formats: nothing is checked
+    services: ServiceLookup | None = None
+    policy_namespace: str = ""
 
     @property
     def dedup_key(self) -> str:
@@ -73,7 +79,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 def outcome_of(response: httpx.Response, what: str, ref: str | None = None) -> Outcome:
     """2xx delivered; 429 and 5xx retried (honouring Retry-After); any other answer is final."""
-    body = response.text[:300].strip()
+    body = excerpt(response.text, 200)
     said = f"{what}: HTTP {response.status_code}" + (f" {body}" if body else "")
     if response.is_success:
         return Outcome("delivered", said, ref)
@@ -83,20 +89,30 @@ def outcome_of(response: httpx.Response, what: str, ref: str | None = None) -> O
 
 
 async def post(
-    http: httpx.AsyncClient,
-    what: str,
-    method: str,
-    url: str,
-    seconds: float,
-    **kwargs: Any,
+    envelope: Envelope, http: httpx.AsyncClient, what: str, method: str, url: str, **kwargs: Any
 ) -> httpx.Response | Outcome:
-    """The response, or a retry Outcome when the service could not be reached within `seconds`."""
+    """The response, or an Outcome: failed when the destination is not allowed, retry when unreachable in time.
+
+    The destination is checked against the operator's egress settings (incidentops.egress) and the
+    connection goes to the address that was checked. No part of the URL is logged or recorded:
+    for a Slack webhook the path is the credential.
+    """
+    seconds = envelope.timeout
+    extensions: dict[str, Any] = {}
+    if envelope.egress is not None:
+        namespace = envelope.policy_namespace or envelope.namespace
+        try:
+            destination = await asyncio.to_thread(envelope.egress.resolve, url, namespace, envelope.services)
+        except Refused as refused:
+            return Outcome("failed", f"{what}: destination refused ({refused.reason}): {refused}"[:500])
+        url, host, extensions = destination.request(url)
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), **host}
     try:
-        return await http.request(method, url, timeout=seconds, **kwargs)
+        return await http.request(method, url, timeout=seconds, extensions=extensions or None, **kwargs)
     except httpx.TimeoutException:
         return Outcome("retry", f"{what}: no answer within {seconds:.0f}s")
     except httpx.HTTPError as error:
-        return Outcome("retry", f"{what}: {type(error).__name__}: {error}"[:500])
+        return Outcome("retry", f"{what}: {type(error).__name__}: {excerpt(str(error), 200)}")
 
 
 def missing(what: str) -> Outcome:

@@ -50,7 +50,7 @@ class PagerDuty:
         if not envelope.credential:
             return missing("pagerduty: the Secret holds no routing key")
         base = (envelope.channel.url or DEFAULT_BASE).rstrip("/")
-        answer = await post(http, "pagerduty", "POST", f"{base}/v2/enqueue", envelope.timeout, json=event_of(envelope))
+        answer = await post(envelope, http, "pagerduty", "POST", f"{base}/v2/enqueue", json=event_of(envelope))
         if isinstance(answer, Outcome):
             return answer
         return outcome_of(answer, f"pagerduty {ACTION[envelope.delivery.event]}", envelope.dedup_key)

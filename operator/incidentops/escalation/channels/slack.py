@@ -37,7 +37,7 @@ class Slack:
         payload: dict[str, str] = {"text": text_of(envelope)}
         if envelope.channel.slack_channel:
             payload["channel"] = envelope.channel.slack_channel
-        answer = await post(http, "slack webhook", "POST", credential, envelope.timeout, json=payload)
+        answer = await post(envelope, http, "slack webhook", "POST", credential, json=payload)
         return answer if isinstance(answer, Outcome) else outcome_of(answer, "slack webhook")
 
     async def _bot(self, envelope: Envelope, http: httpx.AsyncClient, token: str) -> Outcome:
@@ -48,11 +48,11 @@ class Slack:
         if envelope.thread:
             payload["thread_ts"] = envelope.thread
         answer = await post(
+            envelope,
             http,
             "slack chat.postMessage",
             "POST",
             f"{base}/chat.postMessage",
-            envelope.timeout,
             json=payload,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"},
         )

@@ -50,11 +50,11 @@ class Statuspage:
         body = incident_of(envelope)
         if envelope.thread:
             answer = await post(
-                http, "statuspage", "PATCH", f"{pages}/{envelope.thread}", envelope.timeout, json=body, headers=headers
+                envelope, http, "statuspage", "PATCH", f"{pages}/{envelope.thread}", json=body, headers=headers
             )
             ref = envelope.thread
         else:
-            answer = await post(http, "statuspage", "POST", pages, envelope.timeout, json=body, headers=headers)
+            answer = await post(envelope, http, "statuspage", "POST", pages, json=body, headers=headers)
             ref = None
         if isinstance(answer, Outcome):
             return answer

@@ -37,7 +37,7 @@ class Twilio:
             spoken = escape(f"{rendered.subject}. {rendered.text}"[:1000])
             form["Twiml"] = f'<Response><Say voice="alice" loop="2">{spoken}</Say></Response>'
         url = f"{base}/2010-04-01/Accounts/{sid}/{resource}"
-        answer = await post(http, self.kind, "POST", url, envelope.timeout, data=form, auth=(sid, token))
+        answer = await post(envelope, http, self.kind, "POST", url, data=form, auth=(sid, token))
         if isinstance(answer, Outcome):
             return answer
         ref = None

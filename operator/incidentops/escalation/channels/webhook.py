@@ -40,7 +40,7 @@ class Webhook:
             timestamp = str(int(time.time()))
             headers["X-Incidentops-Timestamp"] = timestamp
             headers["X-Incidentops-Signature"] = signature(envelope.signing_key, timestamp, body)
-        answer = await post(http, "webhook", "POST", url, envelope.timeout, content=body, headers=headers)
+        answer = await post(envelope, http, "webhook", "POST", url, content=body, headers=headers)
         return answer if isinstance(answer, Outcome) else outcome_of(answer, "webhook")
 
 

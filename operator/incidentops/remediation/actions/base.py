@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from incidentops.egress import EgressPolicy
 from incidentops.kube import KubeClient, Obj
 from incidentops.prometheus import Prometheus
 from incidentops.remediation.diff import spec_diff
@@ -42,6 +43,7 @@ class Context:
     prometheus: Prometheus | None = None
     facts: dict[str, str] = field(default_factory=dict)
     lookback: timedelta = timedelta(hours=24)
+    egress: EgressPolicy | None = None  # where http steps may call; None (the plugin) checks nothing
 
 
 class ActionError(Exception):
