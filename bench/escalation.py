@@ -116,6 +116,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     env = {"INCIDENTOPS_WEBHOOK_TOKEN": "bench", "INCIDENTOPS_REMEDIATION": "false"}
     with StandIns() as standins:
+        env["INCIDENTOPS_NOTIFY_ALLOW"] = standins.allow
         # phase 1
         namespace = fresh_namespace(api, "bench-escalation")
         after = 70.0

@@ -244,6 +244,7 @@ class Demo:
             "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
             "INCIDENTOPS_REMEDIATION_POLL": "1s",
             "INCIDENTOPS_CONTACTS_SECRET": f"{NAMESPACE}/paging/contacts.yaml",
+            "INCIDENTOPS_NOTIFY_ALLOW": self.standins.allow,  # the local stand-ins; public addresses need no entry
         }
         if self.automatic:
             env["INCIDENTOPS_RISK_CEILING"] = "medium"

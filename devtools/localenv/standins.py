@@ -389,6 +389,12 @@ class StandIns:
     # addresses
 
     @property
+    def allow(self) -> str:
+        """The egress allow-list entry that lets the operator call the stand-ins (INCIDENTOPS_NOTIFY_ALLOW)."""
+        host = self.url.split("//", 1)[1].rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The server's root URL, e.g. `http://127.0.0.1:8125`."""
         if self._thread is None and self.port == 0:

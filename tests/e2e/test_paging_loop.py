@@ -69,7 +69,9 @@ async def test_pagerduty_hears_trigger_acknowledge_and_resolve(
     k8s.CustomObjectsApi(kube_cluster.api).create_namespaced_custom_object(
         "incidentops.dev", "v1alpha1", namespace, "escalationpolicies", policy
     )
-    operator = await asyncio.to_thread(operator_factory, [namespace], {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN})
+    operator = await asyncio.to_thread(
+        operator_factory, [namespace], {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_NOTIFY_ALLOW": standins.allow}
+    )
     demo = await asyncio.to_thread(demo_workload, namespace, "checkout")
     alertmanager = await asyncio.to_thread(
         alertmanager_factory, webhook_url=f"{operator.url}/api/v1/alertmanager", bearer_token=TOKEN

@@ -39,6 +39,15 @@ teams:
 """
 
 
+SECRETS = {
+    "pagerduty": "R0UTINGKEY0000000000000000000001",
+    "slack-bot": "xoxb-test-token",
+    "twilio": "AC0123456789abcdef:twilio-token",
+    "statuspage": "sp-api-key",
+    "signing": "webhook-signing-key",
+}
+
+
 def custom(cluster: KubeCluster) -> k8s.CustomObjectsApi:
     return k8s.CustomObjectsApi(cluster.api)
 
@@ -55,14 +64,7 @@ def setup_secrets(cluster: KubeCluster, namespace: str, standins: StandIns) -> N
         cluster,
         namespace,
         "paging",
-        {
-            "pagerduty": "R0UTINGKEY0000000000000000000001",
-            "slack-webhook": standins.base("slack") + "/services/T000/B000/XXXX",
-            "slack-bot": "xoxb-test-token",
-            "twilio": "AC0123456789abcdef:twilio-token",
-            "statuspage": "sp-api-key",
-            "signing": "webhook-signing-key",
-        },
+        {**SECRETS, "slack-webhook": standins.base("slack") + "/services/T000/B000/XXXX"},
     )
 
 
@@ -145,6 +147,7 @@ def env_for(namespace: str, standins: StandIns, smtp: SmtpStandIn | None = None,
         "INCIDENTOPS_NOTIFY_TIMEOUT": "3s",
         "INCIDENTOPS_REMEDIATION_POLL": "1s",
         "INCIDENTOPS_PAGERDUTY_WEBHOOK_SECRET": PD_SECRET,
+        "INCIDENTOPS_NOTIFY_ALLOW": standins.allow,
         **extra,
     }
     if smtp is not None:
@@ -188,7 +191,8 @@ def test_every_channel_speaks_its_wire_format(
         ],
     }
     policy(kube_cluster, namespace, "everything", [level])
-    operator = operator_factory([namespace], env=env_for(namespace, standins, smtp_standin))
+    env = env_for(namespace, standins, smtp_standin, INCIDENTOPS_LOG_LEVEL="DEBUG")  # every line a log can hold
+    operator = operator_factory([namespace], env=env)
     created = declare(kube_cluster, namespace, "wire", severity="SEV1")
     uid = created["metadata"]["uid"]
 
@@ -258,6 +262,15 @@ def test_every_channel_speaks_its_wire_format(
     resolution_mails = smtp_standin.wait_for(4)[2:]
     assert any("Root cause: bad deploy" in str(m.get_body(("plain",)).get_content()) for m in resolution_mails)  # type: ignore[union-attr]
     assert operator.process.returncode is None
+
+    # No credential of the run in any log line (at DEBUG), status field or Event: the Slack webhook's
+    # path is its credential, so it counts as one too.
+    credentials = [*SECRETS.values(), "/services/T000/B000/XXXX", "twilio-token", PD_SECRET]
+    written = [operator.logs(), json.dumps(get(kube_cluster, namespace, "wire"))]
+    written += [f"{e.reason} {e.message}" for e in events(kube_cluster, namespace, "wire")]
+    assert len(operator.logs().splitlines()) > 50
+    leaks = [(value, where[:80]) for value in credentials for where in written if value in where]
+    assert leaks == []
 
 
 def two_levels(standins: StandIns, second_after: str = "4s") -> list[dict[str, Any]]:

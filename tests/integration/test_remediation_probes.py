@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from incidentops.api.v1alpha1.runbook import Action
+from incidentops.config import Config
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.remediation.actions import REGISTRY
 from incidentops.remediation.actions.base import ActionError, Context, Target
@@ -58,12 +59,15 @@ class _Service(BaseHTTPRequestHandler):
             "/fail": (503, {}),
             "/moved": (302, {"Location": "/clear"}),
             "/away": (302, {"Location": "http://127.0.0.2:9/steal"}),
+            "/config": (200, {}),
         }
         code, headers = routes.get(self.path, (404, {}))
         self.send_response(code)
         for name, value in headers.items():
             self.send_header(name, value)
         body = b"cache cleared" if code == 200 else b"no"
+        if self.path == "/config":
+            body = b"global:\n  smtp_auth_password: hunter2\n" + b"route: {receiver: x}\n" * 200
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -88,11 +92,17 @@ def service() -> Iterator[str]:
     server.shutdown()
 
 
+def _allowing(service: str) -> Context:
+    """The settings that let http steps call the local service (loopback is reached only when named)."""
+    allow = service.split("//", 1)[1]
+    return Context(incident="shop/inc", egress=Config(http_allow=[allow]).runbook_egress())
+
+
 def test_http_calls_expect_a_status_follow_only_same_host_redirects_and_send_the_key(service: str) -> None:
     call = REGISTRY[Action.HTTP]
-    context = Context(incident="shop/inc")
+    context = _allowing(service)
     plan = call.plan(None, STEP, {"url": f"{service}/moved", "method": "POST"}, "uid/clear/1", context)  # type: ignore[arg-type]
-    assert plan.diff == [f"POST {service}/moved"]
+    assert plan.diff == [f"POST {service}/moved (address allowed, 127.0.0.1)"]
     output = call.apply(None, plan)  # type: ignore[arg-type]
     assert output is not None and "answered 200: cache cleared" in output
     assert [s["path"] for s in _Service.seen] == ["/moved", "/clear"]
@@ -106,3 +116,18 @@ def test_http_calls_expect_a_status_follow_only_same_host_redirects_and_send_the
     expected = call.plan(None, STEP, {"url": f"{service}/clear", "expectStatus": 204}, "k", context)  # type: ignore[arg-type]
     with pytest.raises(ActionError, match="expected 204"):
         call.apply(None, expected)  # type: ignore[arg-type]
+
+
+def test_http_steps_reach_nothing_the_settings_do_not_allow_and_record_only_an_excerpt(service: str) -> None:
+    call = REGISTRY[Action.HTTP]
+    unlisted = Context(incident="shop/inc", egress=Config().runbook_egress())
+    refused = call.plan(None, STEP, {"url": f"{service}/clear"}, "k", unlisted)  # type: ignore[arg-type]
+    assert refused.refusal == "ProtectedDestination" and "loopback" in refused.reason
+    metadata = call.plan(None, STEP, {"url": "http://169.254.169.254/latest/meta-data/"}, "k", unlisted)  # type: ignore[arg-type]
+    assert metadata.refusal == "ProtectedDestination" and "link-local" in metadata.reason
+    assert _Service.seen == []  # neither reached the service
+
+    plan = call.plan(None, STEP, {"url": f"{service}/config"}, "k", _allowing(service))  # type: ignore[arg-type]
+    output = call.apply(None, plan)  # type: ignore[arg-type]
+    assert output is not None and output.startswith(f"GET {service}/config answered 200: ")
+    assert "hunter2" not in output and len(output) < 300  # a short, redacted excerpt, not the configuration

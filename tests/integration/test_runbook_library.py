@@ -122,7 +122,9 @@ def test_every_library_runbook_runs_as_shipped(
     apps = k8s.AppsV1Api(kube_cluster.api)
     good = apps.read_namespaced_deployment("checkout", namespace).spec.template.spec.containers[0].image
     set_deployment_image(kube_cluster.api, namespace, "checkout", "demo/checkout:v2")  # the suspect release
-    operator = operator_factory([namespace], {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_REMEDIATION_POLL": "1s"})
+    allow = cache_admin.split("/")[2]  # the stand-in's host:port: loopback is reached only when named
+    env = {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_REMEDIATION_POLL": "1s", "INCIDENTOPS_HTTP_ALLOW": allow}
+    operator = operator_factory([namespace], env)
     try:
         fire(operator, namespace, "MemoryLeak", service="web", deployment="web")
         fire(operator, namespace, "KubePodCrashLooping", service="api", deployment="api")

@@ -31,7 +31,7 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 def _checked(kube: KubeClient, egress: EgressPolicy, url: str, namespace: str) -> Destination:
-    return egress.resolve(url, namespace, kube.service)
+    return egress.resolve(url, namespace, lambda where, name: kube.service(where, name))
 
 
 class HttpCall:
