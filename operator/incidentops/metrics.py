@@ -66,6 +66,10 @@ ESCALATION_LATENESS = Histogram(
     "How long after its deadline a level was notified (the time it was fired minus the deadline).",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120),
 )
+UNPAGED = Counter(
+    "incidentops_incidents_unpaged_total",
+    "Incidents nobody will be paged for: no usable EscalationPolicy matches and no default can page.",
+)
 ACKNOWLEDGEMENTS = Counter(
     "incidentops_acknowledgements_total",
     "Incidents acknowledged, by the escalation level reached when they were (0: before any page).",

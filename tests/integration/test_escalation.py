@@ -307,13 +307,25 @@ def test_second_level_fires_on_time_and_not_after_an_ack(
     (second,) = standins.wait_for("webhook", 1, timeout=20)
     assert second.json["incident"]["name"] == "slow" and second.json["level"] == 2
     esc = escalation(kube_cluster, namespace, "slow")
-    assert esc["level"] == 2 and esc["levelName"] == "secondary" and esc["stopped"] == "Exhausted"
+    # the last level gets as long to answer as it waited after the first (3s) before nobody acknowledged
+    assert esc["level"] == 2 and esc["levelName"] == "secondary" and "stopped" not in esc
     page = next(d for d in esc["deliveries"] if d["level"] == 2)
     detected = datetime.fromisoformat(
         get(kube_cluster, namespace, "slow")["status"]["detectedAt"].replace("Z", "+00:00")
     )
     paged = datetime.fromisoformat(page["createdAt"].replace("Z", "+00:00"))
     assert 3.0 <= (paged - detected).total_seconds() < 6.0  # on time
+    exhausts = datetime.fromisoformat(esc["exhaustsAt"].replace("Z", "+00:00"))
+    assert (exhausts - detected).total_seconds() == 6.0
+    exhausted = wait_until(
+        lambda: (e := escalation(kube_cluster, namespace, "slow")).get("stopped") == "Exhausted" and e,
+        timeout=20,
+        what="the chain exhausted",
+    )
+    entry = next(
+        t for t in get(kube_cluster, namespace, "slow")["status"]["timeline"] if t["type"] == "EscalationExhausted"
+    )
+    assert datetime.fromisoformat(entry["at"].replace("Z", "+00:00")) >= exhausts and exhausted["summary"] == "2"
     ack = wait_until(
         lambda: [r for r in standins.received("pagerduty") if r.json and r.json["event_action"] == "acknowledge"],
         timeout=20,

@@ -103,7 +103,9 @@ def test_loopback_and_the_apiserver_need_an_entry_naming_them_exactly() -> None:
 
 def test_channels_reach_public_addresses_and_what_their_list_adds() -> None:
     table = {"hooks.slack.com": ["34.120.0.4"], "tickets.corp": ["10.2.3.4"], "sneaky.test": ["127.0.0.1"]}
-    policy = EgressPolicy("INCIDENTOPS_NOTIFY_ALLOW", (parse_rule("tickets.corp"),), public=True, resolver=resolver(table))
+    policy = EgressPolicy(
+        "INCIDENTOPS_NOTIFY_ALLOW", (parse_rule("tickets.corp"),), public=True, resolver=resolver(table)
+    )
     assert policy.resolve("https://hooks.slack.com/services/T/B/C", "shop", lookup).address == "34.120.0.4"
     assert policy.resolve("https://tickets.corp/hook", "shop", lookup).address == "10.2.3.4"
     with pytest.raises(Refused, match="loopback"):

@@ -96,8 +96,27 @@ def test_second_level_fires_at_its_deadline_not_before() -> None:
     assert [f.level for f in at.fired] == [2]
     # per person for sms (the team expands to its members), once for slack
     assert pages(at.status)[1:] == [(2, "sms", "alice"), (2, "sms", "bob"), (2, "slack", "sre")]
+    # The last level gets as long to answer as it waited after level 1 (5m) before "nobody acknowledged".
     esc = at.status.escalation
-    assert esc is not None and esc.next_escalation_at is None and esc.stopped == "Exhausted"
+    assert esc is not None and esc.stopped is None and esc.next_escalation_at == T0 + timedelta(minutes=10)
+    assert not any(e.type == "EscalationExhausted" for e in at.status.timeline)
+    almost = step(spec, at.status, T0 + timedelta(minutes=10) - timedelta(milliseconds=1)).status
+    assert almost.escalation is not None and almost.escalation.stopped is None
+    done = step(spec, at.status, T0 + timedelta(minutes=10))
+    esc = done.status.escalation
+    assert esc is not None and esc.stopped == "Exhausted" and esc.next_escalation_at is None
+    [exhausted] = [e for e in done.status.timeline if e.type == "EscalationExhausted"]
+    assert exhausted.message == "every level of oncall was paged and nobody acknowledged within 5m of the last page"
+    assert not done.fired
+
+
+def test_a_one_level_policy_waits_its_repeat_interval_before_it_is_exhausted() -> None:
+    spec, status = incident()
+    single = EscalationPolicySpec.model_validate({"levels": [policy().levels[0].wire()]})
+    paged = step(spec, status, T0, single).status
+    assert paged.escalation is not None and paged.escalation.stopped is None
+    assert paged.escalation.next_escalation_at == T0 + timedelta(minutes=30)  # after 0m: the repeat interval
+    assert step(spec, paged, T0 + timedelta(minutes=30), single).status.escalation.stopped == "Exhausted"  # type: ignore[union-attr]
 
 
 def test_acknowledged_before_the_deadline_stops_the_chain() -> None:
@@ -142,6 +161,8 @@ def test_repeats_run_the_chain_again_after_the_interval() -> None:
     assert s.escalation is not None
     assert [(d.level, d.round) for d in s.escalation.deliveries if d.event == "page"][-1] == (1, 1)
     s = step(spec, s, T0 + timedelta(minutes=20), pol).status
+    assert s.escalation is not None and s.escalation.stopped is None  # round 2's last level: 5m to answer
+    s = step(spec, s, T0 + timedelta(minutes=25), pol).status
     assert s.escalation is not None and s.escalation.stopped == "Exhausted"
     assert any(e.type == "EscalationExhausted" for e in s.timeline)
 

@@ -26,5 +26,8 @@ def test_excerpts_are_short_single_lines_redacted_before_they_are_cut() -> None:
 
 
 def test_urls_are_shown_without_userinfo_or_query() -> None:
-    assert safe_url("https://u:p@cache.example.com:8443/flush?token=abc") == f"https://cache.example.com:8443/flush?{REDACTED}"
+    assert (
+        safe_url("https://u:p@cache.example.com:8443/flush?token=abc")
+        == f"https://cache.example.com:8443/flush?{REDACTED}"
+    )
     assert origin("https://hooks.slack.com/services/T/B/C") == "https://hooks.slack.com"

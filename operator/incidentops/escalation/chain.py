@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from incidentops.api.v1alpha1.common import format_time, parse_duration
 from incidentops.api.v1alpha1.conditions import find_condition, set_condition
@@ -32,6 +32,7 @@ from incidentops.lifecycle.intents import Notice
 from incidentops.lifecycle.machine import append_timeline
 
 ACTOR = "incidentops"
+REHEARSAL = "rehearsal (kubectl incident simulate): not sent"
 CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
 MILESTONES = ("acknowledged", "remediated", "remediation-failed", "resolved")
 # Which channel types hear about which milestone: nobody is woken by SMS to learn that a colleague
@@ -64,6 +65,8 @@ class Situation:
     directory: Directory = field(default_factory=Directory)
     policy_generation: int | None = None
     generation: int | None = None
+    rehearsal: bool = False  # a simulation that must page nobody: deliveries are Simulated, never sent
+    policy_warning: str | None = None  # a broken policy passed over for this one
 
 
 @dataclass(frozen=True)
@@ -90,17 +93,35 @@ def deadline(policy: EscalationPolicySpec, esc: EscalationStatus) -> datetime | 
     return esc.round_started_at + parse_duration(policy.levels[esc.next_level - 1].after)
 
 
+def answer_time(policy: EscalationPolicySpec) -> timedelta:
+    """How long the last level has to answer before the chain is exhausted.
+
+    As long as it waited after the level before it (a one-level policy: its own delay); when
+    that is zero, the repeat interval.
+    """
+    levels = policy.levels
+    last = parse_duration(levels[-1].after)
+    step = last - parse_duration(levels[-2].after) if len(levels) > 1 else last
+    return step if step > timedelta(0) else parse_duration(policy.repeat.interval)
+
+
 def _advance(policy: EscalationPolicySpec, esc: EscalationStatus, fired_level: int) -> EscalationStatus:
-    """The cursor after `fired_level`: the next level, the next round, or the end of the chain."""
+    """The cursor after `fired_level`: the next level, the next round, or the last level's time to answer."""
     levels = policy.levels
     if fired_level < len(levels):
-        return esc.model_copy(update={"next_level": fired_level + 1})
+        return esc.model_copy(update={"next_level": fired_level + 1, "exhausts_at": None})
     if esc.round < policy.repeat.times and esc.round_started_at is not None:
         period = parse_duration(levels[-1].after) + parse_duration(policy.repeat.interval)
         return esc.model_copy(
-            update={"round": esc.round + 1, "next_level": 1, "round_started_at": esc.round_started_at + period}
+            update={
+                "round": esc.round + 1,
+                "next_level": 1,
+                "round_started_at": esc.round_started_at + period,
+                "exhausts_at": None,
+            }
         )
-    return esc.model_copy(update={"next_level": None, "stopped": "Exhausted"})
+    fired_at = (esc.round_started_at or datetime.min.replace(tzinfo=UTC)) + parse_duration(levels[-1].after)
+    return esc.model_copy(update={"next_level": None, "exhausts_at": fired_at + answer_time(policy)})
 
 
 def recipients(
@@ -147,9 +168,10 @@ def page_deliveries(
                     channel=channel.type,
                     channel_index=index,
                     target=target[:253],
-                    state="Pending",
+                    state="Simulated" if sit.rehearsal else "Pending",
                     created_at=sit.now,
-                    next_attempt_at=sit.now,
+                    next_attempt_at=None if sit.rehearsal else sit.now,
+                    message=REHEARSAL if sit.rehearsal else None,
                 )
             )
     return out
@@ -183,9 +205,10 @@ def announcements(
                 channel=page.channel,
                 channel_index=page.channel_index,
                 target=page.target,
-                state="Pending",
+                state="Simulated" if sit.rehearsal else "Pending",
                 created_at=sit.now,
-                next_attempt_at=sit.now,
+                next_attempt_at=None if sit.rehearsal else sit.now,
+                message=REHEARSAL if sit.rehearsal else None,
             )
         )
     return out
@@ -232,9 +255,40 @@ def _describe(policy: EscalationPolicySpec, level: int, deliveries: list[Notific
     return f"{name}: {', '.join(who) or 'nobody'} via {', '.join(over)}"
 
 
+def delivered_entries(delivered: Iterable[NotificationDelivery]) -> list[str]:
+    """One timeline line per event and level that channels confirmed: "level 1 notified: alice via pagerduty"."""
+    grouped: dict[tuple[str, int], list[NotificationDelivery]] = {}
+    for delivery in delivered:
+        grouped.setdefault((delivery.event, delivery.level), []).append(delivery)
+    lines = []
+    for (event, level), items in grouped.items():
+        who = sorted({t for d in items for t in d.target.split(",") if t})
+        over = sorted({d.channel for d in items})
+        what = f"level {level} notified" if event == "page" else f"{event} told to level {level}"
+        lines.append(f"{what}: {', '.join(who) or 'the channel'} via {', '.join(over)} (delivered)")
+    return lines
+
+
+def summary_of(esc: EscalationStatus) -> str:
+    """The Level column: the level notified last, or why there is none."""
+    if esc.stopped == "NoPolicy":
+        return "none"
+    if esc.level is None:
+        return "pending"
+    latest = [d for d in esc.deliveries if d.event == "page" and d.level == esc.level]
+    if latest and all(d.state == "Simulated" for d in latest):
+        return f"{esc.level} (rehearsal)"
+    if latest and all(d.state == "Failed" for d in latest):
+        return f"{esc.level} (failed)"
+    return str(esc.level)
+
+
 def notified_condition(
     status: IncidentStatus, esc: EscalationStatus, now: datetime, generation: int | None
 ) -> IncidentStatus:
+    """Notified, from the outbox: True only once a channel confirmed a delivery; and the Level column."""
+    esc = esc.model_copy(update={"summary": summary_of(esc)})
+    status = status.model_copy(update={"escalation": esc})
     failed = [d for d in esc.deliveries if d.state == "Failed"]
     if esc.stopped == "NoPolicy":
         return status
@@ -247,6 +301,8 @@ def notified_condition(
     elif any(d.state == "Delivered" for d in esc.deliveries):
         next_at = f"; next level at {format_time(esc.next_escalation_at)}" if esc.next_escalation_at else ""
         cond = ("True", "Delivered", f"level {esc.level} notified{next_at}")
+    elif esc.deliveries and all(d.state == "Simulated" for d in esc.deliveries):
+        cond = ("False", "Rehearsal", f"rehearsal: level {esc.level} would have been paged; nothing is sent")
     elif esc.deliveries:
         cond = ("False", "Sending", "notifications are being sent")
     else:
@@ -269,7 +325,7 @@ def decide(sit: Situation) -> Decision:
     policy = sit.policy
     if policy is None or sit.policy_name is None:
         if esc.policy is None and esc.stopped != "NoPolicy" and is_open:
-            esc = esc.model_copy(update={"stopped": "NoPolicy", "reason": sit.policy_reason[:1024]})
+            esc = esc.model_copy(update={"stopped": "NoPolicy", "reason": sit.policy_reason[:1024], "summary": "none"})
             message = f"nobody is paged: {sit.policy_reason}"
             status = append_timeline(status, now, "NoEscalationPolicy", message, ACTOR)
             conditions = set_condition(
@@ -291,10 +347,13 @@ def decide(sit: Situation) -> Decision:
                 "next_level": 1,
                 "round_started_at": anchor,
                 "stopped": None,
+                "exhausts_at": None,
             }
         )
         message = f"escalation policy {sit.policy_name}: {sit.policy_reason}"
         status = append_timeline(status, now, "EscalationPolicyChosen", message, ACTOR)
+        if sit.policy_warning:
+            notices.append(Notice("EscalationPolicyNotReady", sit.policy_warning[:1024], warning=True))
     acknowledged = status.acknowledged_at is not None
     levels = len(policy.levels)
 
@@ -304,7 +363,8 @@ def decide(sit: Situation) -> Decision:
         esc = add(esc, new)
         esc = esc.model_copy(update={"level": level, "level_name": policy.levels[level - 1].name})
         fired.append(Fired(level, round_, due, manual))
-        message = "notified " + _describe(policy, level, new)
+        # Paging is not notifying: the Notified entry comes when a channel confirms delivery.
+        message = ("rehearsal: would page " if sit.rehearsal else "paging ") + _describe(policy, level, new)
         if round_:
             message += f" (repeat {round_} of {policy.repeat.times})"
         status = append_timeline(status, now, "Escalated", message, ACTOR)
@@ -339,19 +399,23 @@ def decide(sit: Situation) -> Decision:
         level = esc.next_level
         fire(level, esc.round, f"r{esc.round}", due)
         esc = _advance(policy, esc, level)
-        if esc.stopped == "Exhausted":
-            message = (
-                f"every level of {esc.policy} was notified"
-                + (f" {policy.repeat.times + 1} times" if policy.repeat.times else "")
-                + " and nobody acknowledged"
-            )
-            status = append_timeline(status, now, "EscalationExhausted", message, ACTOR)
-            notices.append(Notice("EscalationExhausted", message, warning=True))
+    if is_open and not acknowledged and esc.exhausts_at is not None and esc.exhausts_at <= now and not esc.stopped:
+        waited = answer_time(policy)
+        message = (
+            f"every level of {esc.policy} was paged"
+            + (f" {policy.repeat.times + 1} times" if policy.repeat.times else "")
+            + f" and nobody acknowledged within {_duration(waited)} of the last page"
+        )
+        esc = esc.model_copy(update={"stopped": "Exhausted"})
+        status = append_timeline(status, now, "EscalationExhausted", message, ACTOR)
+        notices.append(Notice("EscalationExhausted", message, warning=True))
     if not is_open:
         esc = esc.model_copy(update={"next_level": None, "stopped": "Resolved"})
     elif acknowledged and esc.stopped != "Acknowledged":
         esc = esc.model_copy(update={"next_level": None, "stopped": "Acknowledged"})
     next_at = deadline(policy, esc) if is_open and not acknowledged else None
+    if next_at is None and is_open and not acknowledged and esc.stopped is None:
+        next_at = esc.exhausts_at
     esc = esc.model_copy(update={"next_escalation_at": next_at})
     # Milestones, each told once to whoever was paged (nothing to tell when nobody was). Once the
     # incident is over, only that is worth saying.
@@ -367,3 +431,12 @@ def decide(sit: Situation) -> Decision:
     status = status.model_copy(update={"escalation": esc})
     status = notified_condition(status, esc, now, sit.generation)
     return Decision(status, notices, fired)
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0 and seconds:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"

@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import httpx
-from pydantic import ValidationError
 
-from incidentops.api.v1alpha1.common import Severity, format_time, parse_time
+from incidentops.api.v1alpha1.common import format_time, parse_time
 from incidentops.api.v1alpha1.escalationpolicy import Channel, EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import (
     EscalationStatus,
@@ -31,7 +30,7 @@ from incidentops.api.v1alpha1.incident import (
     NotificationDelivery,
     current_severity,
 )
-from incidentops.api.v1alpha1.resources import ESCALATION_POLICY, INCIDENT
+from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import Config
 from incidentops.egress import protected_endpoints
 from incidentops.escalation import chain, outbox
@@ -40,12 +39,13 @@ from incidentops.escalation.channels.base import Envelope, SmtpSettings
 from incidentops.escalation.contacts import Directory, DirectoryError, parse_directory
 from incidentops.escalation.outbox import Outcome, Retries
 from incidentops.escalation.pace import Pace
-from incidentops.escalation.policies import PolicyChoice, choose_policy
+from incidentops.escalation.policies import PolicyChoice
+from incidentops.escalation.policy_source import Chosen, PolicySource
 from incidentops.escalation.templates import Templates, fields_of
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.lifecycle.intents import Notice
 from incidentops.lifecycle.machine import append_timeline
-from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS
+from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS, UNPAGED
 from incidentops.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class Escalator:
         )
         self.smtp = SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_starttls, config.smtp_from)
         self.pace = Pace(clock)
+        self.policies = PolicySource(kube, config)
         self.egress = config.channel_egress(protected_endpoints(kube.client.apiserver_url, config.http_port))
         self.http: httpx.AsyncClient | None = None
         self._cache = _Cached()
@@ -225,19 +226,22 @@ class Escalator:
         spec = IncidentSpec.model_validate(obj["spec"])
         status = IncidentStatus.model_validate(obj["status"])
         now = self.clock()
-        choice, policy, generation = await self._policy(meta["namespace"], spec, status)
+        chosen = await self._policy(meta["namespace"], spec, status)
+        policy = chosen.policy
         directory = await self._directory()
         sit = chain.Situation(
             uid=meta["uid"],
             spec=spec,
             status=status,
-            policy_name=_qualified(choice, meta["namespace"]),
+            policy_name=_qualified(chosen.choice, meta["namespace"]),
             policy=policy,
-            policy_reason=choice.reason,
+            policy_reason=chosen.choice.reason,
             now=now,
             directory=directory,
-            policy_generation=generation,
+            policy_generation=chosen.generation,
             generation=meta.get("generation"),
+            rehearsal=spec.rehearsal,
+            policy_warning=chosen.warning,
         )
         decision = chain.decide(sit)
         updated = decision.status
@@ -248,7 +252,9 @@ class Escalator:
             if not outbox.claimable(delivery, now):
                 continue
             rate, burst = RATES.get(delivery.channel, (10.0, 10))
-            later = self.pace.reserve(self._destination(policy, delivery), rate, burst)
+            # A live drill has budgets of its own: its pages never delay a real incident's.
+            bucket = ("drill:" if spec.drill else "") + self._destination(policy, delivery)
+            later = self.pace.reserve(bucket, rate, burst)
             if later is None:
                 due.append(delivery.idempotency_key)
             else:
@@ -260,7 +266,7 @@ class Escalator:
                 written = await self.kube.replace_status(INCIDENT, {**obj, "status": updated.wire()})
             except Conflict:
                 return True, None, []
-            self._told(written, decision.notices, status, updated, decision.fired)
+            self._told(written, decision.notices, status, updated, decision.fired, drill=spec.drill)
         else:
             written = obj
         if claimed:
@@ -275,13 +281,20 @@ class Escalator:
         before: IncidentStatus,
         after: IncidentStatus,
         fired: list[chain.Fired],
+        *,
+        drill: bool = False,
     ) -> None:
         meta = obj["metadata"]
         for notice in notices:
-            log.info("incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
+            level_of = logging.WARNING if notice.warning else logging.INFO
+            log.log(level_of, "incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
             self.kube.post_event_soon(
                 obj, notice.reason, notice.message, type_="Warning" if notice.warning else "Normal"
             )
+            if notice.reason == "NoEscalationPolicy" and not drill:
+                UNPAGED.inc()
+        if drill:
+            return  # a simulation is no real incident's page, lateness or acknowledgement
         for level in fired:
             ESCALATION_LEVELS.labels(str(level.level)).inc()
             if not level.manual:
@@ -318,7 +331,7 @@ class Escalator:
                 outcome = Outcome("retry", f"{type(error).__name__}: {error}"[:500])
             if isinstance(envelope, Envelope):  # the answer may echo what it was sent
                 outcome = replace(outcome, message=redact(outcome.message, [envelope.credential, envelope.signing_key]))
-            if outcome.result != "failed":  # a final failure is counted once, when it is recorded
+            if outcome.result != "failed" and not spec.drill:  # a final failure is counted once, when recorded
                 NOTIFICATIONS.labels(delivery.channel, outcome.result).inc()
             log.info(
                 "incident %s/%s: %s %s to %s: %s (%s)",
@@ -344,11 +357,16 @@ class Escalator:
         esc = status.escalation or EscalationStatus()
         now = self.clock()
         failures: list[NotificationDelivery] = []
+        delivered: list[NotificationDelivery] = []
         for item in sent:
             esc, recorded = outbox.record(esc, item.key, item.attempt, item.outcome, now, self.retries)
             if recorded is not None and recorded.state == "Failed":
                 failures.append(recorded)
+            elif recorded is not None and recorded.state == "Delivered":
+                delivered.append(recorded)
         updated = status.model_copy(update={"escalation": esc})
+        for entry in chain.delivered_entries(delivered):  # "Notified" means a channel confirmed it
+            updated = append_timeline(updated, now, "Notified", entry[:2048], chain.ACTOR)
         for failed in failures:
             message = (
                 f"{failed.event} over {failed.channel} to {failed.target or 'the channel'} failed: {failed.message}"
@@ -361,8 +379,10 @@ class Escalator:
             written = await self.kube.replace_status(INCIDENT, {**obj, "status": updated.wire()})
         except Conflict:
             return False
+        drill = bool((obj.get("spec") or {}).get("simulation"))
         for failed in failures:
-            NOTIFICATIONS.labels(failed.channel, "failed").inc()
+            if not drill:
+                NOTIFICATIONS.labels(failed.channel, "failed").inc()
             message = (
                 f"{failed.event} over {failed.channel} to {failed.target or 'the channel'} failed: {failed.message}"
             )
@@ -484,43 +504,16 @@ class Escalator:
 
     # -- what the turn reads ---------------------------------------------------------------------
 
-    async def _policy(
-        self, namespace: str, spec: IncidentSpec, status: IncidentStatus
-    ) -> tuple[PolicyChoice, EscalationPolicySpec | None, int | None]:
+    async def _policy(self, namespace: str, spec: IncidentSpec, status: IncidentStatus) -> Chosen:
         """The incident's policy: the one it has (unless spec names another), else a fresh choice."""
         esc = status.escalation
         ref = spec.escalation_policy_ref.name if spec.escalation_policy_ref else None
         if esc is not None and esc.policy and (ref is None or ref == esc.policy):
             where = _policy_namespace(esc.policy, namespace)
-            found = await self._read_policy(where, esc.policy.rpartition("/")[2])
-            if found is not None:
-                return PolicyChoice(where, esc.policy.rpartition("/")[2], esc.reason or ""), found[0], found[1]
-        policies: list[tuple[str, EscalationPolicySpec]] = []
-        for item in await self.kube.list(ESCALATION_POLICY, namespace):
-            try:
-                policies.append((item["metadata"]["name"], EscalationPolicySpec.model_validate(item.get("spec") or {})))
-            except ValidationError:
-                continue  # its Ready condition says why
-        severity = Severity(current_severity(spec, status))
-        choice = choose_policy(namespace, ref, severity, spec.service, policies, self.config.default_escalation_policy)
-        if choice.name is None or choice.namespace is None:
-            return choice, None, None
-        found = await self._read_policy(choice.namespace, choice.name)
-        if found is None:
-            missing = PolicyChoice(
-                None,
-                None,
-                f"EscalationPolicy {choice.namespace}/{choice.name} ({choice.reason}) does not exist or is invalid",
-            )
-            return missing, None, None
-        return choice, found[0], found[1]
-
-    async def _read_policy(self, namespace: str, name: str) -> tuple[EscalationPolicySpec, int | None] | None:
-        try:
-            obj = await self.kube.get(ESCALATION_POLICY, namespace, name)
-            return EscalationPolicySpec.model_validate(obj.get("spec") or {}), obj["metadata"].get("generation")
-        except (NotFound, ValidationError):
-            return None
+            kept = await self.policies.current(where, esc.policy.rpartition("/")[2], esc.reason or "")
+            if kept is not None:
+                return kept
+        return await self.policies.choose(namespace, spec, status)
 
     async def _directory(self) -> Directory:
         source = self.config.contacts_secret
@@ -614,12 +607,3 @@ def _thread(policy: EscalationPolicySpec | None, esc: EscalationStatus, channel:
         if delivery.state == "Delivered" and delivery.ref and other is not None and other.identity() == identity:
             return delivery.ref
     return None
-
-
-def _failure(delivery: NotificationDelivery) -> str:
-    return f"{delivery.event} over {delivery.channel} to {delivery.target or 'the channel'} failed: {delivery.message}"
-
-
-def _remediation(status: IncidentStatus) -> str:
-    run = status.remediation
-    return f"{run.runbook}: {run.reason or run.phase}" if run is not None and run.runbook else ""

@@ -14,11 +14,11 @@ from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION, located
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
-from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, KIND_BY_NAME, RUNBOOK, Kind
+from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, RUNBOOK, Kind
 from incidentops.detection.service import EVALUATION_REASONS
 from incidentops.egress import protected_endpoints
 from incidentops.handlers.deps import Deps
-from incidentops.kube import KubeError, NotFound
+from incidentops.kube import KubeError
 from incidentops.readiness.checks import (
     Lookup,
     Verdict,
@@ -26,31 +26,12 @@ from incidentops.readiness.checks import (
     check_escalation_policy,
     check_runbook,
 )
+from incidentops.readiness.lookup import ClusterLookup
 
 log = logging.getLogger(__name__)
 RECHECK_SECONDS = 30.0
 
 Checker = Callable[[Any, str, Lookup], Awaitable[Verdict]]
-
-
-class ClusterLookup:
-    """Lookup answered by the apiserver."""
-
-    def __init__(self, deps: Deps) -> None:
-        self._kube = deps.kube
-
-    async def exists(self, kind: str, namespace: str, name: str) -> bool:
-        try:
-            await self._kube.get(KIND_BY_NAME[kind], namespace, name)
-        except NotFound:
-            return False
-        return True
-
-    async def secret_has_key(self, namespace: str, name: str, key: str) -> bool | None:
-        try:
-            return await self._kube.secret_value(namespace, name, key) is not None
-        except NotFound:
-            return None
 
 
 def _invalid(error: ValidationError) -> Verdict:
@@ -115,7 +96,7 @@ async def evaluate(
 
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
     """Validation on create, update and resume; `recheck_forever` re-validates (references can appear later)."""
-    lookup = ClusterLookup(deps)
+    lookup = ClusterLookup(deps.kube)
     for kind, checker in checked(deps):
         _register_kind(registry, deps, lookup, kind, checker)
 
@@ -144,7 +125,7 @@ async def recheck_forever(deps: Deps, ready: asyncio.Event) -> None:
     in Terminating). A plain loop over a LIST needs none.
     """
     await ready.wait()
-    lookup = ClusterLookup(deps)
+    lookup = ClusterLookup(deps.kube)
     namespaces: list[str | None] = list(deps.config.namespaces) or [None]
     kinds = checked(deps)
     while True:

@@ -208,7 +208,8 @@ class IncidentWriter:
         spec = IncidentSpec.model_validate(target["spec"])
         initializing = base.detected_at is None
         if initializing:
-            base = opening_status(spec, now)
+            asked = next((a.namespace for a in alerts if a.firing and a.namespace), None)
+            base = opening_status(spec, now, asked=asked, namespace=key.namespace)
         try:
             status, outcome = apply_alerts(
                 base,
@@ -371,9 +372,24 @@ def _ref(name: str | None) -> LocalObjectReference | None:
     return LocalObjectReference(name=name) if name else None
 
 
-def opening_status(spec: IncidentSpec, now: datetime) -> IncidentStatus:
-    """The first status of an Incident the ingester opened: its severity follows its alerts."""
+def opening_status(
+    spec: IncidentSpec, now: datetime, *, asked: str | None = None, namespace: str | None = None
+) -> IncidentStatus:
+    """The first status of an Incident the ingester opened: its severity follows its alerts.
+
+    When the alerts named another namespace than the one the incident is in (a typo, a namespace
+    not watched), the timeline says so: its runbooks and escalation policies are not the ones used.
+    """
     status = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
+    if asked and namespace and asked != namespace:
+        status = append_timeline(
+            status,
+            now,
+            "NamespaceNotFound",
+            f"the alerts name namespace {asked[:63]!r}, which does not exist or is not watched "
+            f"(INCIDENTOPS_NAMESPACES): the incident is in {namespace}, with that namespace's runbooks and "
+            "escalation policies",
+        )
     return status.model_copy(
         update={"severity": spec.severity, "spec_severity": spec.severity, "severity_source": "alerts"}
     )

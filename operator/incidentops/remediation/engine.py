@@ -1,4 +1,4 @@
-"""The remediation step engine: decide, record, act, as one pure function (issue 8; the shell comes next).
+"""The remediation step engine: decide, record, act, as one pure function.
 
 `decide` takes what status says, what the shell observed about the step at hand (its dry-run
 plan and guard verdict, or whether its effect is already there) and the time, and returns the
@@ -182,7 +182,10 @@ def _turn(
             dry_run_diff="\n".join(observed.diff)[:8192] or None,
             target=observed.target,
         )
-        decision.notices.append(Notice("StepSkipped", f"step {spec.name}: nothing to do ({observed.message})"))
+        if observed.dry_run:  # planned and checked, not applied (dryRunOnly, or a rehearsal)
+            decision.notices.append(Notice("StepDryRun", f"step {spec.name}: {observed.message}"))
+        else:
+            decision.notices.append(Notice("StepSkipped", f"step {spec.name}: nothing to do ({observed.message})"))
         return True
     diff = "\n".join(observed.diff)[:8192] or None
     approver = approvals.get(spec.name)

@@ -36,6 +36,7 @@ class PastRun:
     at: datetime
     automatic: bool
     incident: str = ""
+    drill: bool = False  # a live simulation's run: never held against a real incident
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from incidentops.remediation.guards import PastRun
 from incidentops.remediation.targets import CHANGES_NOTHING
 
 
-def runs_in(status: Mapping[str, Any], uid: str = "") -> list[PastRun]:
+def runs_in(status: Mapping[str, Any], uid: str = "", drill: bool = False) -> list[PastRun]:
     """The changing steps an incident's status says were started, with who decided (automatic or not)."""
     remediation = status.get("remediation") or {}
     runbook = str(remediation.get("runbook") or "")
@@ -32,7 +32,7 @@ def runs_in(status: Mapping[str, Any], uid: str = "") -> list[PastRun]:
         if not started or action in CHANGES_NOTHING or not step.get("target"):
             continue
         at = started if isinstance(started, datetime) else parse_time(str(started))
-        runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic")), uid))
+        runs.append(PastRun(runbook, str(step["target"]), at, bool(step.get("automatic")), uid, drill))
     return runs
 
 
@@ -45,8 +45,8 @@ class Ledger:
     def __init__(self) -> None:
         self._runs: dict[str, list[PastRun]] = {}
 
-    def observe(self, uid: str, status: Mapping[str, Any]) -> None:
-        runs = runs_in(status, uid)
+    def observe(self, uid: str, status: Mapping[str, Any], drill: bool = False) -> None:
+        runs = runs_in(status, uid, drill)
         if runs or uid in self._runs:
             # A union: what this process recorded may not be back from the watch yet, and a run
             # replaced in status by a later runbook's still happened.
@@ -62,11 +62,15 @@ class Ledger:
     def forget(self, uid: str) -> None:
         """A deleted Incident's runs still happened: they stay until they age out (deleting must not reset a guard)."""
 
-    def history(self, excluding: str, now: datetime | None = None) -> list[PastRun]:
-        """Every recorded run but the incident's own (its later steps are not held back by its first)."""
+    def history(self, excluding: str, now: datetime | None = None, *, drills: bool = False) -> list[PastRun]:
+        """Every recorded run but the incident's own (its later steps are not held back by its first).
+
+        A live drill's runs are left out unless `drills`: a drill never holds a real incident back,
+        while a drill is held back by real runs (and other drills) like any incident.
+        """
         if now is not None:
             self._prune(now - KEPT)
-        return [run for uid, runs in self._runs.items() if uid != excluding for run in runs]
+        return [run for uid, runs in self._runs.items() if uid != excluding for run in runs if drills or not run.drill]
 
     def _prune(self, before: datetime) -> None:
         for uid in list(self._runs):

@@ -31,6 +31,7 @@ _REMEDIATED: dict[str, tuple[ConditionStatus, str]] = {
     "Done": ("True", "StepsSucceeded"),
     "Undoing": ("False", "Undoing"),
     "Stopped": ("False", "Stopped"),
+    "Simulated": ("False", "Simulated"),
 }
 
 
@@ -70,7 +71,7 @@ def settle(
             updated.conditions, "Remediated", cond_status, reason, _message(remediation), now=now, generation=generation
         )
         updated = updated.model_copy(update={"conditions": conditions})
-        ended = phase in ("NoRunbook", "Verified", "Done", "Failed", "Stopped")
+        ended = phase in ("NoRunbook", "Verified", "Done", "Failed", "Stopped", "Simulated")
         if (before is None or before.phase != phase) and ended and (announce or phase != "NoRunbook"):
             shown.append(Notice(f"Remediation{phase}", _message(remediation), phase in ("Failed", "NoRunbook")))
             updated = append_timeline(updated, now, f"Remediation{phase}", _message(remediation), ACTOR)

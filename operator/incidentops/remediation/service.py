@@ -136,7 +136,7 @@ class Responder:
     def observe(self, body: Mapping[str, Any]) -> None:
         """Feed one Incident as the watch (or the start-up LIST) saw it."""
         meta = body.get("metadata") or {}
-        self.ledger.observe(str(meta.get("uid", "")), body.get("status") or {})
+        self.ledger.observe(str(meta.get("uid", "")), body.get("status") or {}, drill=_is_drill(body))
         if wants_turn(body):
             self.queue.schedule((meta.get("namespace"), meta.get("name")))
 
@@ -271,7 +271,7 @@ class Responder:
             announce=announce,
         )
         written = await self._write(obj, updated, shown)
-        if written is not None and runbook is None:
+        if written is not None and runbook is None and not _is_drill(obj):
             REMEDIATIONS.labels("", "NoRunbook").inc()
         return Round(again=written is None or runbook is not None)
 
@@ -311,7 +311,9 @@ class Responder:
             decision = engine.decide(uid, runbook, remediation, approvals, observed, now, self.in_doubt_after)
             if decision.status == remediation and not decision.effects:
                 return Round(next_at=self._wait(runbook, remediation, decision, now))
-            if runbook.safety.dry_run_only and decision.status.phase in ("Verifying", "Done"):
+            if spec.rehearsal and decision.status.phase in ("Verifying", "Done"):
+                decision.status = decision.status.model_copy(update={"phase": "Simulated", "reason": REHEARSED})
+            elif runbook.safety.dry_run_only and decision.status.phase in ("Verifying", "Done"):
                 decision.status = decision.status.model_copy(
                     update={"phase": "Stopped", "reason": "dry run only (safety.dryRunOnly): nothing was changed"}
                 )
@@ -353,21 +355,24 @@ class Responder:
         written = await self._write(obj, updated, shown)
         if written is None:
             return None
-        for reason in blocked or []:
+        drill = _is_drill(obj)
+        for reason in [] if drill else blocked or []:
             GUARD_BLOCKS.labels(reason).inc()
         meta = obj["metadata"]
-        first_action = before is not None and not any(s.started_at for s in before.steps)
+        first_action = before is not None and not any(s.started_at for s in before.steps) and not drill
         for step in decision.status.steps:
             if step.state == StepState.RUNNING and step.started_at == now and step.target:
                 if Action(step.action) not in CHANGES_NOTHING:
-                    run = PastRun(decision.status.runbook or "", step.target, now, bool(step.automatic), meta["uid"])
+                    run = PastRun(
+                        decision.status.runbook or "", step.target, now, bool(step.automatic), meta["uid"], drill
+                    )
                     self.ledger.record(meta["uid"], run)
                 if first_action:
                     first_action = False
                     detected = status.detected_at or now
                     TIME_TO_FIRST_ACTION.observe(max(0.0, (now - detected).total_seconds()))
                     await self._record_run(meta["namespace"], decision.status.runbook, meta["name"], now, "Running")
-        await self._ended(meta, before, decision.status, now)
+        await self._ended(meta, before, decision.status, now, drill)
         return written
 
     async def _carry_out(
@@ -451,6 +456,15 @@ class Responder:
                 raise
             return _refusal("DryRunRefused", f"the dry run of {step.action} on {target} was refused: {error}", target)
         verdict = self._verdict(obj, spec, status, runbook, step, target, now)
+        if plan.refusal is None and spec.rehearsal:
+            return Observed(
+                diff=plan.diff,
+                nothing_to_do=True,
+                dry_run=True,
+                verdict=verdict,
+                target=str(target),
+                message=f"rehearsal: would {plan.reason or step.action} ({_how(verdict, step)})",
+            )
         if plan.refusal is None and runbook.safety.dry_run_only:
             return Observed(
                 diff=plan.diff,
@@ -514,7 +528,7 @@ class Responder:
             category=spec.category,
             confidence=remediation.confidence,
             now=now,
-            history=self.ledger.history(excluding=obj["metadata"]["uid"], now=now),
+            history=self.ledger.history(excluding=obj["metadata"]["uid"], now=now, drills=spec.drill),
             planned_replicas=step.params.replicas if action == Action.SCALE else None,
             network_partition=network_partition(facts.alertnames, facts.label_sets),
             risk_ceiling=self.config.risk_ceiling,
@@ -548,11 +562,11 @@ class Responder:
             else:
                 plan = await self.kube.run(module.plan, client, target, self._params(step), act.key, context)
             if plan.refusal:
-                ACTIONS.labels(str(action), "refused").inc()
+                _count_action(written, str(action), "refused")
                 return Observed(happened=False, error=f"{plan.refusal}: {plan.reason}", target=str(target))
             if plan.nothing_to_do and action not in engine.PROBES and action not in (Action.HTTP, Action.NOTIFY):
                 happened = await self.kube.run(module.happened, client, plan, act.key)
-                ACTIONS.labels(str(action), "skipped").inc()
+                _count_action(written, str(action), "skipped")
                 return Observed(happened=True, message=plan.reason if not happened else "", target=str(target))
             output = await self.kube.run(module.apply, client, plan)
             if action in engine.PROBES:
@@ -561,7 +575,7 @@ class Responder:
         except NoTarget as missing:
             return Observed(happened=False, error=str(missing))
         except ActionError as error:
-            ACTIONS.labels(str(action), "failed").inc()
+            _count_action(written, str(action), "failed")
             return Observed(happened=False, error=str(error))
         except Unavailable as error:
             log.warning(
@@ -569,9 +583,9 @@ class Responder:
             )
             return None
         except KubeError as error:
-            ACTIONS.labels(str(action), "failed").inc()
+            _count_action(written, str(action), "failed")
             return Observed(happened=False, error=f"{type(error).__name__}: {error}")
-        ACTIONS.labels(str(action), "ok").inc()
+        _count_action(written, str(action), "ok")
         await self._tell_target(written, target, step, output or plan.reason, recorded.before)
         return Observed(happened=True, message=output or plan.reason, target=str(target))
 
@@ -680,7 +694,7 @@ class Responder:
             )
             if plan.patch is not None and plan.refusal is None:
                 await self.kube.run(module.apply, self.kube.client, plan)
-                ACTIONS.labels(f"undo-{recorded.action}", "ok").inc()
+                _count_action(obj, f"undo-{recorded.action}", "ok")
                 await self._tell_target(obj, target, step, f"undone: {plan.reason}", {})
             message = f"undone: {plan.reason}" if plan.refusal is None else f"could not undo: {plan.reason}"
         except Unavailable:
@@ -707,14 +721,21 @@ class Responder:
         written = await self._write(obj, updated, shown)
         if written is None:
             return Round(again=True)
-        await self._ended(obj["metadata"], before, remediation, now)
+        await self._ended(obj["metadata"], before, remediation, now, _is_drill(obj))
         return Round(again=True)
 
     async def _ended(
-        self, meta: Mapping[str, Any], before: RemediationStatus | None, after: RemediationStatus, now: datetime
+        self,
+        meta: Mapping[str, Any],
+        before: RemediationStatus | None,
+        after: RemediationStatus,
+        now: datetime,
+        drill: bool = False,
     ) -> None:
-        """Count a run that just ended, in metrics and in its Runbook's status."""
+        """Count a run that just ended, in metrics and in its Runbook's status (never a simulation's)."""
         if before is not None and before.phase == after.phase:
+            return
+        if drill:
             return
         if after.phase not in ("Verified", "Done", "Failed"):
             return
@@ -760,6 +781,27 @@ class Responder:
             except KubeError as error:
                 log.warning("could not record the run of runbook %s/%s: %s", namespace, runbook, error)
                 return
+
+
+REHEARSED = "rehearsal (kubectl incident simulate): every step planned and checked, nothing changed"
+
+
+def _is_drill(body: Mapping[str, Any]) -> bool:
+    """A simulation, rehearsal or live (spec.simulation, which alerts never set)."""
+    return bool((body.get("spec") or {}).get("simulation"))
+
+
+def _count_action(body: Mapping[str, Any], action: str, result: str) -> None:
+    if not _is_drill(body):  # a live drill acts, but it is not a real incident's action
+        ACTIONS.labels(action, result).inc()
+
+
+def _how(verdict: Verdict, step: RunbookStep) -> str:
+    """How the step would have run: on its own, or after whose approval and why."""
+    if verdict.mode == "automatic" and not step.requires_approval:
+        return "automatically"
+    why = "; ".join(h.message for h in verdict.holds) or "the step requires approval"
+    return f"after an approval: {why}"
 
 
 def _refusal(reason: str, why: str, target: Target | None) -> Observed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -19,6 +20,7 @@ from incidentops.api.v1alpha1.common import (
     Severity,
     StatusModel,
     Timestamp,
+    is_cel_duration,
     parse_duration,
 )
 from incidentops.api.v1alpha1.conditions import Condition
@@ -109,6 +111,10 @@ class ThresholdCondition(Model):
         return self
 
 
+# Some d, w or y part with a whole number of at least 1 (1d, 2w, 1y, 1.5d): far above any minimum.
+WHOLE_DAYS_PATTERN = "(^|[^0-9.])[1-9][0-9]*([.][0-9]+)?[dwy]"
+
+
 class DetectionRuleSpec(Model):
     """DetectionRuleSpec: what to evaluate, how often, and what the incidents it opens look like.
 
@@ -124,11 +130,13 @@ class DetectionRuleSpec(Model):
                     "message": "exactly one of expr or conditions must be set",
                 },
                 {
-                    # d, w and y are all far above the minimum; CEL's duration() knows only ms, s, m and h.
-                    "rule": f"!has(self.interval) || !self.interval.matches('{CEL_DURATION_PATTERN}') || "
-                    f"duration(self.interval) >= duration('{MIN_INTERVAL}')",
-                    "message": f"interval must be at least {MIN_INTERVAL}: a rule evaluated more often only loads "
-                    "Prometheus",
+                    # CEL's duration() knows only ms, s, m and h. A value in d, w or y passes only with a whole
+                    # day, week or year in it (at least 1d): 0d or 0.00001d would slip under the minimum.
+                    "rule": f"!has(self.interval) || (self.interval.matches('{CEL_DURATION_PATTERN}') ? "
+                    f"duration(self.interval) >= duration('{MIN_INTERVAL}') : "
+                    f"self.interval.matches('{WHOLE_DAYS_PATTERN}'))",
+                    "message": f"interval must be at least {MIN_INTERVAL} (a rule evaluated more often only loads "
+                    "Prometheus); write fractions of a day in h, m or s",
                 },
             ]
         },
@@ -238,9 +246,11 @@ class DetectionRuleSpec(Model):
     def _one_of_expr_or_conditions(self) -> DetectionRuleSpec:
         if (self.expr is None) == (self.conditions is None):
             raise ValueError("exactly one of expr or conditions must be set")
-        if parse_duration(self.interval) < parse_duration(MIN_INTERVAL):
+        whole_days = is_cel_duration(self.interval) or re.search(WHOLE_DAYS_PATTERN, self.interval) is not None
+        if parse_duration(self.interval) < parse_duration(MIN_INTERVAL) or not whole_days:
             raise ValueError(
-                f"interval must be at least {MIN_INTERVAL}: a rule evaluated more often only loads Prometheus"
+                f"interval must be at least {MIN_INTERVAL} (a rule evaluated more often only loads Prometheus); "
+                "write fractions of a day in h, m or s"
             )
         return self
 

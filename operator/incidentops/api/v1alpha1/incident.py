@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from incidentops.api.v1alpha1.common import (
     SEVERITY_LEVELS,
@@ -155,12 +155,43 @@ class Note(Model):
     text: Annotated[str, Field(min_length=1, max_length=1024, description="The note itself (plain text).")]
 
 
+SimulationMode = Literal["rehearsal", "live"]
+
+
+class Simulation(Model):
+    """A test incident (kubectl incident simulate): a rehearsal never acts or pages; a live drill does."""
+
+    mode: Annotated[
+        SimulationMode,
+        Field(
+            description="rehearsal (the default): the operator chooses a runbook, runs its guards and dry runs and "
+            "decides who would be paged, records all that, and acts on nothing, sends nothing, and counts toward no "
+            "guard, rate limit, storm budget or metric. live (kubectl incident simulate --live --yes): it acts and "
+            "pages like a real incident, but its actions never hold a real incident back (cooldowns, hourly limits "
+            "and the storm budget ignore drills) and metrics leave it out."
+        ),
+    ] = "rehearsal"
+    by: Annotated[Actor, Field(description="Who opened the simulation.")]
+
+
 class IncidentSpec(Model):
     """What the incident is about, and what humans decided about it.
 
     Written by the operator's ingester when it opens the incident, and afterwards only by humans, through
     `kubectl incident ...` or `kubectl patch`; the operator records what they decide in status.
     """
+
+    model_config = ConfigDict(
+        **Model.model_config,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.simulation) == has(oldSelf.simulation)",
+                    "message": "spec.simulation is set when the incident is opened and cannot be added or removed",
+                }
+            ]
+        },
+    )
 
     title: Annotated[
         str,
@@ -323,6 +354,28 @@ class IncidentSpec(Model):
             "once.",
         ),
     ] = []
+    simulation: Annotated[
+        Simulation | None,
+        Field(
+            description="Set when the incident is a simulation (kubectl incident simulate); never set by alerts. It "
+            "cannot be added, removed or changed afterwards.",
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "spec.simulation cannot change once the incident exists"}
+                ]
+            },
+        ),
+    ] = None
+
+    @property
+    def rehearsal(self) -> bool:
+        """A simulation that must not act or page."""
+        return self.simulation is not None and self.simulation.mode == "rehearsal"
+
+    @property
+    def drill(self) -> bool:
+        """Any simulation, rehearsal or live: left out of metrics and of real incidents' guards."""
+        return self.simulation is not None
 
 
 class AlertSummary(StatusModel):
@@ -541,7 +594,7 @@ class TriageResult(StatusModel):
 
 
 NotificationEvent = Literal["page", "acknowledged", "update", "resolved"]
-DeliveryState = Literal["Pending", "Delivered", "Failed"]
+DeliveryState = Literal["Pending", "Delivered", "Failed", "Simulated"]
 MAX_DELIVERIES = 200
 
 
@@ -582,7 +635,10 @@ class NotificationDelivery(StatusModel):
     ] = ""
     state: Annotated[
         DeliveryState,
-        Field(description="Pending (not sent yet, or being retried), Delivered, or Failed (given up; see message)."),
+        Field(
+            description="Pending (not sent yet, or being retried), Delivered, Failed (given up; see message), or "
+            "Simulated (a rehearsal: it would have been sent, and was not)."
+        ),
     ]
     attempts: Annotated[int, Field(ge=0, description="How many times sending it has been tried.")] = 0
     created_at: Annotated[Timestamp | None, Field(description="When it was put in the outbox.")] = None
@@ -642,14 +698,34 @@ class EscalationStatus(StatusModel):
     ] = None
     next_escalation_at: Annotated[
         Timestamp | None,
-        Field(description="When the next level is notified, unless someone acknowledges first."),
+        Field(
+            description="When the next level is notified (or, after the last level, when the chain is called "
+            "exhausted), unless someone acknowledges first."
+        ),
+    ] = None
+    exhausts_at: Annotated[
+        Timestamp | None,
+        Field(
+            description="After the last level of the last round: when nobody acknowledging counts as Exhausted. "
+            "The last level gets as long to answer as it waited after the level before it (for a one-level policy, "
+            "its own delay), or the repeat interval when that is zero."
+        ),
+    ] = None
+    summary: Annotated[
+        str | None,
+        Field(
+            max_length=63,
+            description="What the Level column shows: the level notified last (2), with '(failed)' when every "
+            "notification of it failed, '(rehearsal)' in a simulation that sends nothing, 'none' when nobody will "
+            "be paged (no usable EscalationPolicy), or 'pending' before level 1 is due.",
+        ),
     ] = None
     stopped: Annotated[
         str | None,
         Field(
             max_length=63,
             description="Why the chain stopped: Acknowledged, Resolved, Exhausted (every level and repeat "
-            "notified) or NoPolicy.",
+            "notified, and the last one had its time to answer) or NoPolicy.",
         ),
     ] = None
     escalation_request_seen: Annotated[
@@ -750,7 +826,16 @@ class RemediationStepStatus(StatusModel):
 
 
 RemediationPhase = Literal[
-    "NoRunbook", "Running", "AwaitingApproval", "Verifying", "Verified", "Done", "Undoing", "Failed", "Stopped"
+    "NoRunbook",
+    "Running",
+    "AwaitingApproval",
+    "Verifying",
+    "Verified",
+    "Done",
+    "Undoing",
+    "Failed",
+    "Stopped",
+    "Simulated",
 ]
 
 
@@ -792,7 +877,8 @@ class RemediationStatus(StatusModel):
         Field(
             description="Where remediation stands as a whole (the Remediation column): NoRunbook, Running, "
             "AwaitingApproval, Verifying, Verified, Done (no verify query), Undoing (undoing its changes after a "
-            "failure), Failed or Stopped (the incident ended before the run did)."
+            "failure), Failed, Stopped (the incident ended before the run did) or Simulated (a rehearsal: every "
+            "step's plan and guards recorded, nothing changed)."
         ),
     ] = None
     reason: Annotated[

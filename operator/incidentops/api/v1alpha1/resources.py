@@ -78,7 +78,11 @@ INCIDENT = Kind(
         PrinterColumn("State", ".status.state"),
         PrinterColumn("Service", ".spec.service"),
         PrinterColumn("Alerts", ".status.alerts.count", "integer"),
-        PrinterColumn("Level", ".status.escalation.level", "integer", description="Escalation level"),
+        PrinterColumn(
+            "Level",
+            ".status.escalation.summary",
+            description="Escalation level notified last; none when nobody will be paged",
+        ),
         PrinterColumn(
             "Remediation", ".status.remediation.phase", description="Where the runbook run stands (Verified, ...)"
         ),

@@ -30,8 +30,9 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return parts.scheme, parts.hostname, parts.port
 
 
-def _checked(kube: KubeClient, egress: EgressPolicy, url: str, namespace: str) -> Destination:
-    return egress.resolve(url, namespace, lambda where, name: kube.service(where, name))
+def _checked(kube: KubeClient | None, egress: EgressPolicy, url: str, namespace: str) -> Destination:
+    """The checked destination; without a client (the plugin's dry run) no Service can be read."""
+    return egress.resolve(url, namespace, kube.service if kube is not None else None)
 
 
 class HttpCall:
