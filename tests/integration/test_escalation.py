@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import pathlib
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from localenv.controlplane import KubeCluster
+from localenv.controlplane import KubeCluster, kubectl_binary
 from localenv.operator_process import OperatorProcess
 from localenv.procs import wait_until
 from localenv.standins import SmtpStandIn, StandIns
@@ -512,6 +513,22 @@ def test_pagerduty_webhook_acknowledges_and_resolves(
     )
     assert created["metadata"]["uid"] in key
 
+    # An acknowledgement from a phone after a human resolved it changes nothing, and says so.
+    late = declare(kube_cluster, namespace, "late-ack")
+    patch_spec(kube_cluster, namespace, "late-ack", {"resolution": {"by": "bob", "summary": "fixed"}})
+    wait_until(
+        lambda: get(kube_cluster, namespace, "late-ack").get("status", {}).get("state") == "Resolved",
+        timeout=20,
+        what="late-ack Resolved",
+    )
+    answer = webhook("incident.acknowledged", f"incidentops/{namespace}/late-ack/{late['metadata']['uid']}")
+    assert answer.status_code == 200 and answer.json() == {
+        "ignored": "already resolved",
+        "incident": f"{namespace}/late-ack",
+    }
+    assert "acknowledgement" not in get(kube_cluster, namespace, "late-ack")["spec"]
+    assert webhook("incident.acknowledged", key, secret="wrong").json()["error"] == "bad_signature"
+
 
 def test_the_sample_policies_are_accepted_by_the_apiserver(
     kube_cluster: KubeCluster, crds: list[str], namespace: str
@@ -524,3 +541,145 @@ def test_the_sample_policies_are_accepted_by_the_apiserver(
             custom(kube_cluster).create_namespaced_custom_object(GROUP, VERSION, namespace, "escalationpolicies", doc)
             names.append(doc["metadata"]["name"])
     assert len(names) == 4
+
+
+def test_a_broken_policy_is_passed_over_and_notified_means_delivered(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    standins: StandIns,
+) -> None:
+    """The trial's sev4-team-channel: Ready=False SecretNotFound, yet chosen, and the timeline said it paged."""
+    setup_secrets(kube_cluster, namespace, standins)
+    team = {
+        "name": "team",
+        "after": "0s",
+        "targets": [{"type": "team", "name": "sre"}],
+        "channels": [{"type": "slack", "secretRef": {"name": "no-such-secret", "key": "url"}}],
+    }
+    policy(kube_cluster, namespace, "sev4-team-channel", [team], match={"severities": ["SEV4", "SEV5"]})
+    fallback = {**two_levels(standins, "1h")[1], "after": "0s", "name": "fallback"}
+    policy(kube_cluster, namespace, "fallback", [fallback])
+    env = env_for(namespace, standins, INCIDENTOPS_DEFAULT_ESCALATION_POLICY="fallback")
+    operator = operator_factory([namespace], env=env)
+    declare(kube_cluster, namespace, "quiet", severity="SEV4")
+    (page,) = standins.wait_for("webhook", 1, timeout=30)
+    assert page.json["incident"]["name"] == "quiet"
+    settled(kube_cluster, namespace, "quiet", 1)
+    status = get(kube_cluster, namespace, "quiet")["status"]
+    assert status["escalation"]["policy"] == "fallback" and status["escalation"]["summary"] == "1"
+    chosen = next(t for t in status["timeline"] if t["type"] == "EscalationPolicyChosen")
+    assert "sev4-team-channel is not Ready (SecretNotFound" in chosen["message"]
+    types = [t["type"] for t in status["timeline"]]
+    # paging comes first, and "Notified" only once the webhook answered 2xx
+    assert types.index("Escalated") < types.index("Notified")
+    notified = next(t for t in status["timeline"] if t["type"] == "Notified")
+    assert "level 1 notified" in notified["message"] and "(delivered)" in notified["message"]
+    assert not any("notified" in t["message"] for t in status["timeline"] if t["type"] == "Escalated")
+    wait_until(
+        lambda: [e for e in events(kube_cluster, namespace, "quiet") if e.reason == "EscalationPolicyNotReady"],
+        timeout=20,
+        what="a warning Event naming the broken policy",
+    )
+    assert operator.process.returncode is None
+
+
+def test_nobody_paged_for_a_typo_is_loud(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    standins: StandIns,
+) -> None:
+    """An event for namespace no-such-namespace opened an incident elsewhere that nobody heard of."""
+    setup_secrets(kube_cluster, namespace, standins)
+    broken = {
+        "name": "team",
+        "after": "0s",
+        "targets": [{"type": "user", "name": "alice"}],
+        "channels": [{"type": "slack", "secretRef": {"name": "no-such-secret", "key": "url"}}],
+    }
+    policy(kube_cluster, namespace, "only-one", [broken])
+    operator = operator_factory([namespace], env=env_for(namespace, standins))
+    event = {
+        "type": "alert.fired",
+        "source": "ci",
+        "alert_id": "typo-1",
+        "alert_name": "DeployFailed",
+        "service": "ghost",
+        "namespace": "no-such-namespace",
+    }
+    answer = httpx.post(f"{operator.url}/api/v1/events", json=event, headers={"Authorization": "Bearer t"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    [ref] = answer.json()["incidents"]
+    assert ref["namespace"] == namespace
+
+    def unpaged() -> dict[str, Any] | None:
+        found = get(kube_cluster, namespace, ref["name"])
+        return found if (found.get("status") or {}).get("escalation", {}).get("summary") == "none" else None
+
+    incident = wait_until(unpaged, timeout=20, what="LEVEL none")
+    status = incident["status"]
+    notified = next(c for c in status["conditions"] if c["type"] == "Notified")
+    assert (notified["status"], notified["reason"]) == ("False", "NoPolicy")
+    assert "only-one is not Ready (SecretNotFound" in notified["message"]
+    routed = next(t for t in status["timeline"] if t["type"] == "NamespaceNotFound")
+    assert "'no-such-namespace'" in routed["message"]
+    wait_until(
+        lambda: [
+            e
+            for e in events(kube_cluster, namespace, ref["name"])
+            if e.reason == "NoEscalationPolicy" and e.type == "Warning"
+        ],
+        timeout=20,
+        what="a warning Event",
+    )
+    assert any("WARNING" in line and "nobody is paged" in line for line in operator.logs().splitlines())
+    metrics = httpx.get(f"{operator.url}/metrics", timeout=10).text
+    assert "incidentops_incidents_unpaged_total 1.0" in metrics
+    listed = subprocess.run(
+        [str(kubectl_binary()), "--kubeconfig", str(kube_cluster.kubeconfig), "get", "inc", "-n", namespace],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert "none" in next(line for line in listed.splitlines() if line.startswith(ref["name"])).split()
+
+
+def test_escalate_on_an_incident_that_is_over_refuses_and_says_what_it_does_otherwise(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    standins: StandIns,
+) -> None:
+    setup_secrets(kube_cluster, namespace, standins)
+    single = two_levels(standins, "1h")[:1]
+    policy(kube_cluster, namespace, "single", single)
+    operator_factory([namespace], env=env_for(namespace, standins))
+    declare(kube_cluster, namespace, "one")
+    standins.wait_for("pagerduty", 1)
+    settled(kube_cluster, namespace, "one", 1)
+    said = plugin(kube_cluster, "escalate", "one", "-n", namespace, "--by", "bob")
+    assert "level 1 is the last level of policy single, so it is paged again" in said.stdout
+    standins.wait_for("pagerduty", 2)
+    patch_spec(kube_cluster, namespace, "one", {"resolution": {"by": "bob", "summary": "fixed"}})
+    wait_until(
+        lambda: get(kube_cluster, namespace, "one")["status"]["state"] == "Resolved", timeout=20, what="Resolved"
+    )
+    refused = plugin(kube_cluster, "escalate", "one", "-n", namespace, code=1)
+    assert "is Resolved: nobody is paged for it any more" in refused.stderr
+    assert "escalationRequest" in get(kube_cluster, namespace, "one")["spec"]  # the first one only
+    assert get(kube_cluster, namespace, "one")["spec"]["escalationRequest"]["by"] == "bob"
+
+
+def plugin(cluster: KubeCluster, *args: str, code: int = 0) -> Any:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from incidentops.cli.main import cli  # noqa: PLC0415
+
+    result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(cluster.kubeconfig)])
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+    return result

@@ -124,6 +124,30 @@ def check_open(incident: Incident) -> None:
         raise Refused(f'incident "{incident.name}" is Closed')
 
 
+def check_escalate(incident: Incident) -> None:
+    """Refuse what would page nobody: an incident over, or one that no policy pages."""
+    check_open(incident)
+    state = incident.status.state
+    if state in (IncidentState.RESOLVED, IncidentState.CLOSED):
+        raise Refused(f'incident "{incident.name}" is {state}: nobody is paged for it any more')
+    esc = incident.status.escalation
+    if esc is not None and esc.stopped == "NoPolicy":
+        raise Refused(f'no escalation policy pages incident "{incident.name}": {esc.reason or "none matches"}')
+
+
+def escalation_outcome(level: int, levels: int, policy: str) -> str:
+    """What an escalate request does, in words: the next level, or the last one again."""
+    if levels <= 0:
+        return "the operator pages the next level of its policy"
+    target = min(level + 1, levels)
+    if level >= levels:
+        return (
+            f"level {target} is the last level of policy {policy}, so it is paged again (each escalate pages it once "
+            "more; repeat in the policy reruns the whole chain only while nobody acknowledges)"
+        )
+    return f"level {target} of policy {policy} is paged now"
+
+
 def check_note(incident: Incident) -> None:
     check_open(incident)
     if len(incident.spec.notes) >= MAX_NOTES:

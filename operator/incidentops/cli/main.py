@@ -30,11 +30,13 @@ from incidentops.cli.actions import (
     acknowledgement_patch,
     acknowledgement_recorded,
     check_acknowledge,
+    check_escalate,
     check_note,
     check_open,
     check_resolve,
     check_severity,
     check_state,
+    escalation_outcome,
     note_patch,
     resolution_patch,
     resolution_recorded,
@@ -46,7 +48,15 @@ from incidentops.cli.actions import (
 )
 from incidentops.cli.oncall import next_shifts, oncall_rows
 from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
-from incidentops.cli.rules import parse_labels, parse_rule, rule_from_file, simulated_incident, try_rule, when
+from incidentops.cli.rules import (
+    live_warning,
+    parse_labels,
+    parse_rule,
+    rule_from_file,
+    simulated_incident,
+    try_rule,
+    when,
+)
 from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
 from incidentops.cli.session import Session, SessionError, explain
 from incidentops.kube import KubeError, NotFound
@@ -589,12 +599,23 @@ def escalate(name: str, reason: str, by: str | None) -> None:
     if len(reason) > 1024:
         raise click.BadParameter("at most 1024 characters", param_hint="--reason")
     request = EscalationRequest(by=who, at=_now(), reason=reason)
+    client = session.client()
     with about_incident(name, namespace):
         incident = write_intent(
-            session.client(), namespace, name, check_open, {"spec": {"escalationRequest": request.wire()}}
+            client, namespace, name, check_escalate, {"spec": {"escalationRequest": request.wire()}}
         )
-    level = (incident.status.escalation.level if incident.status.escalation else None) or 0
-    click.echo(f'incident "{name}": escalation requested by {who} (level {level} was notified last)')
+    esc = incident.status.escalation
+    level = (esc.level if esc else None) or 0
+    policy = esc.policy if esc and esc.policy else ""
+    levels = 0
+    if policy:
+        where, _, policy_name = policy.rpartition("/")
+        try:
+            found = client.get(ESCALATION_POLICY, where or namespace, policy_name)
+            levels = len(EscalationPolicySpec.model_validate(found.get("spec") or {}).levels)
+        except (KubeError, ValidationError):
+            levels = 0
+    click.echo(f'incident "{name}": escalation requested by {who}: {escalation_outcome(level, levels, policy or "?")}')
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -687,6 +708,8 @@ def test_rule(rule: str, at_: str | None, prometheus: str | None) -> None:
 @click.option("--runbook", help="A Runbook to run for it.")
 @click.option("--policy", help="An EscalationPolicy to page with.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="An alert label (repeatable).")
+@click.option("--live", is_flag=True, help="A live drill: runbooks act on the cluster and people are paged.")
+@click.option("--yes", is_flag=True, help="With --live: yes, act and page for real.")
 @BY_OPTION
 @handle_errors
 def simulate(
@@ -698,12 +721,18 @@ def simulate(
     runbook: str | None,
     policy: str | None,
     labels: tuple[str, ...],
+    live: bool,
+    yes: bool,
     by: str | None,
 ) -> None:
-    """Open a clearly labelled test incident, to try runbooks and escalation policies end to end.
+    """Open a clearly labelled test incident, to see what the operator would do about it.
 
-    It is a real Incident: matching runbooks run (use safety.dryRunOnly to rehearse) and escalation
-    pages. Its title starts with [simulation] and it carries the label incidentops.dev/simulation=true.
+    By default a rehearsal: the operator chooses the runbook, runs its guards and server-side dry
+    runs and decides who would be paged, and records it all (kubectl incident describe), but it
+    changes nothing, pages nobody, and counts toward no guard, rate limit or metric. --live --yes
+    opens a drill that acts and pages like a real incident, whose actions never hold a real
+    incident back. Its title starts with [simulation] or [drill]; it carries the label
+    incidentops.dev/simulation and spec.simulation.
     """
     session = click.get_current_context().ensure_object(Session)
     namespace = session.resolved_namespace()
@@ -723,12 +752,19 @@ def simulate(
             runbook=runbook,
             policy=policy,
             by=by or session.default_actor(),
+            live=live,
         )
     except ValidationError as error:
         raise Fail(f"invalid simulation: {error.errors()[0]['msg']}") from None
-    created = session.client().create(INCIDENT, namespace, body)
+    client = session.client()
+    if live and not yes:
+        for line in live_warning(Incident.of(body), client.list(RUNBOOK, namespace)):
+            click.echo(line, err=True)
+        raise Fail("a live drill acts and pages for real: run again with --live --yes to open it")
+    created = client.create(INCIDENT, namespace, body)
     name = created["metadata"]["name"]
-    click.echo(f'incident "{name}" opened (simulation); follow it with kubectl incident describe {name}')
+    what = "live drill: runbooks act, people are paged" if live else "rehearsal: nothing is changed or sent"
+    click.echo(f'incident "{name}" opened ({what}); follow it with kubectl incident describe {name}')
 
 
 def main() -> None:

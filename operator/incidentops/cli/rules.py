@@ -4,7 +4,7 @@ labelled test Incident to try runbooks and escalation policies end to end."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,8 @@ from incidentops.api.v1alpha1.common import API_VERSION, Severity, located, pars
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, SeriesState
 from incidentops.api.v1alpha1.incident import IncidentSpec
 from incidentops.api.v1alpha1.resources import INCIDENT
-from incidentops.cli.actions import Obj, Refused
+from incidentops.cli.actions import Incident, Obj, Refused
+from incidentops.cli.remediation import candidates
 from incidentops.config import Config
 from incidentops.detection.alerts import alert_for
 from incidentops.detection.compile import expression
@@ -97,14 +98,17 @@ def simulated_incident(
     runbook: str | None = None,
     policy: str | None = None,
     by: str,
+    live: bool = False,
 ) -> Obj:
     """A test Incident, labelled and titled so that nobody takes it for a real one."""
+    mode = "live" if live else "rehearsal"
     spec: dict[str, Any] = {
-        "title": f"[simulation] {alert} on {service}",
+        "title": f"[{'drill' if live else 'simulation'}] {alert} on {service}",
         "severity": str(severity),
         "service": service,
         "source": "simulation",
-        "summary": f"opened by {by} with kubectl incident simulate, to try runbooks and escalation",
+        "summary": f"opened by {by} with kubectl incident simulate ({mode}), to try runbooks and escalation",
+        "simulation": {"mode": mode, "by": by},
         "labels": {**labels, "alertname": alert, "service": service},
         "affectedWorkloads": [{"kind": "Deployment", "name": deployment}] if deployment else [],
     }
@@ -121,10 +125,25 @@ def simulated_incident(
         "metadata": {
             "name": f"simulation-{slug(service, 30)}-{secrets.token_hex(3)}",
             "namespace": namespace,
-            "labels": {SIMULATION_LABEL: "true"},
+            "labels": {SIMULATION_LABEL: mode},
         },
         "spec": spec,
     }
+
+
+def live_warning(incident: Incident, runbooks: Iterable[Obj]) -> list[str]:
+    """What a live drill would do, said before it is opened."""
+    fitting = [c for c in candidates(incident, runbooks) if c.fits]
+    lines = ["A live drill is handled like a real incident:"]
+    if incident.spec.runbook_ref is not None:
+        lines.append(f"  - runbook {incident.spec.runbook_ref.name} runs against the cluster")
+    for c in fitting[:5]:
+        mode = "at once (automatic)" if c.automatic else "after an approval"
+        lines.append(f"  - runbook {c.name} matches and would run {mode}: {'; '.join(c.steps)}")
+    if not fitting and incident.spec.runbook_ref is None:
+        lines.append("  - no runbook of the namespace matches: nothing would act")
+    lines.append("  - its escalation policy pages real people, over real channels")
+    return lines
 
 
 def parse_labels(pairs: Sequence[str]) -> dict[str, str]:

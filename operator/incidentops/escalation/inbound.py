@@ -52,11 +52,11 @@ class Intent:
 
 def verify(secret: str, body: bytes, header: str | None) -> None:
     if not secret:
-        raise Refused(503, "NotConfigured", "no PagerDuty webhook secret is configured")
+        raise Refused(503, "not_configured", "no PagerDuty webhook secret is configured")
     expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     given = [part.strip() for part in (header or "").split(",")]
     if not any(hmac.compare_digest(expected, candidate) for candidate in given if candidate):
-        raise Refused(401, "BadSignature", "X-PagerDuty-Signature does not match the body")
+        raise Refused(401, "bad_signature", "X-PagerDuty-Signature does not match the body")
 
 
 def read(body: bytes) -> Intent:
@@ -66,7 +66,7 @@ def read(body: bytes) -> Intent:
         event_type = str(event["event_type"])
     except (ValueError, KeyError, TypeError):
         raise Refused(
-            400, "InvalidPayload", 'expected a PagerDuty v3 webhook: {"event": {"event_type": ...}}'
+            400, "invalid_payload", 'expected a PagerDuty v3 webhook: {"event": {"event_type": ...}}'
         ) from None
     action = EVENTS.get(event_type)
     if action is None:
@@ -76,7 +76,7 @@ def read(body: bytes) -> Intent:
     prefix, _, rest = key.partition("/")
     parts = rest.split("/")
     if prefix != "incidentops" or len(parts) != 3 or not all(parts):
-        raise Refused(422, "UnknownIncident", f"incident_key {key[:100]!r} was not sent by incidentops")
+        raise Refused(422, "unknown_incident", f"incident_key {key[:100]!r} was not sent by incidentops")
     agent = event.get("agent") or {}
     by = str(agent.get("summary") or agent.get("id") or "pagerduty")
     try:
@@ -84,3 +84,29 @@ def read(body: bytes) -> Intent:
     except ValueError:
         at = None
     return Intent(action, parts[0], parts[1], parts[2], f"{by} (PagerDuty)", at, event_type)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the webhook answers, and the spec patch to write (None: nothing to write)."""
+
+    status: int
+    body: dict[str, Any]
+    patch: dict[str, Any] | None = None
+
+
+def decide(intent: Intent, obj: dict[str, Any]) -> Answer:
+    """Whether the intent changes the Incident, said plainly: applied, unchanged, or ignored and why."""
+    where = f"{intent.namespace}/{intent.name}"
+    if (obj.get("metadata") or {}).get("uid") != intent.uid:
+        raise Refused(404, "unknown_incident", "that incident was deleted and its name reused")
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    field = "acknowledgement" if intent.action == "acknowledge" else "resolution"
+    state = status.get("state")
+    if intent.action == "acknowledge" and state in ("Resolved", "Closed"):
+        return Answer(200, {"ignored": f"already {str(state).lower()}", "incident": where})
+    if intent.action == "resolve" and state == "Closed":
+        return Answer(200, {"ignored": "already closed", "incident": where})
+    if spec.get(field):
+        return Answer(200, {"unchanged": where, field: spec[field]})
+    return Answer(200, {"applied": field, "incident": where}, intent.patch())

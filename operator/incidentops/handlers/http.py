@@ -199,7 +199,7 @@ def pagerduty_webhook(deps: Deps) -> Callable[[web.Request], Awaitable[web.Respo
         sender = request.remote or "unknown"
         body = await request.content.read(deps.config.max_body_bytes + 1)
         if len(body) > deps.config.max_body_bytes:
-            return _reject(413, "PayloadTooLarge", "the body is larger than the configured limit", "pagerduty", sender)
+            return _reject(413, "too_large", "the body is larger than the configured limit", "pagerduty", sender)
         try:
             inbound.verify(await pagerduty_secret(deps), body, request.headers.get("X-PagerDuty-Signature"))
             intent = inbound.read(body)
@@ -211,22 +211,21 @@ def pagerduty_webhook(deps: Deps) -> Callable[[web.Request], Awaitable[web.Respo
             obj = await deps.kube.get(INCIDENT, intent.namespace, intent.name)
         except NotFound:
             return _reject(
-                404, "UnknownIncident", f"incident {intent.namespace}/{intent.name} does not exist", "pagerduty", sender
+                404, "unknown_incident", f"incident {intent.namespace}/{intent.name} does not exist", "pagerduty", sender
             )
         except KubeError as error:
-            return _problem(503, "Unavailable", f"cannot read the incident: {error}")
-        if obj["metadata"].get("uid") != intent.uid:
-            return _reject(404, "UnknownIncident", "that incident was deleted and its name reused", "pagerduty", sender)
-        spec = obj.get("spec") or {}
-        field = "acknowledgement" if intent.action == "acknowledge" else "resolution"
-        if spec.get(field):
-            return web.json_response({"unchanged": f"{intent.namespace}/{intent.name}", field: spec[field]})
+            return _problem(503, "unavailable", f"cannot read the incident: {error}")
         try:
-            await deps.kube.patch_spec(INCIDENT, intent.namespace, intent.name, intent.patch())
-        except KubeError as error:
-            return _problem(503, "Unavailable", f"cannot update the incident: {error}")
-        log.info("incident %s/%s: %s from PagerDuty by %s", intent.namespace, intent.name, field, intent.by)
-        return web.json_response({"applied": field, "incident": f"{intent.namespace}/{intent.name}"})
+            answer = inbound.decide(intent, obj)
+        except inbound.Refused as refused:
+            return _reject(refused.status, refused.reason, str(refused), "pagerduty", sender)
+        if answer.patch is not None:
+            try:
+                await deps.kube.patch_spec(INCIDENT, intent.namespace, intent.name, answer.patch)
+            except KubeError as error:
+                return _problem(503, "unavailable", f"cannot update the incident: {error}")
+            log.info("incident %s/%s: %s from PagerDuty by %s", intent.namespace, intent.name, intent.action, intent.by)
+        return web.json_response(answer.body, status=answer.status)
 
     return handle
 
