@@ -25,7 +25,14 @@ log = logging.getLogger("incidentops")
 
 
 async def run(config: config_module.Config) -> None:
-    kube = AsyncKube(KubeClient(load_api_client(pool=config.kube_workers * 2)), workers=config.kube_workers)
+    try:
+        api_client = load_api_client(pool=config.kube_workers * 2)
+    except Exception as error:  # the client raises its own ConfigException (and OSError for unreadable files)
+        raise StartError(
+            f"no Kubernetes connection could be configured: {str(error).rstrip('.')}. Set KUBECONFIG to a "
+            "kubeconfig file (or ~/.kube/config), or run the operator in a pod with a ServiceAccount"
+        ) from None
+    kube = AsyncKube(KubeClient(api_client), workers=config.kube_workers)
     deps = Deps(config=config, kube=kube, ingestor=Ingestor(kube, config, utc_now))
     prometheus = await prometheus_of(config, kube)
     deps.evaluator = Evaluator(kube, deps.ingestor, config, utc_now, prometheus)
@@ -129,6 +136,8 @@ def main() -> None:
         print(f"incidentops: {error}", file=sys.stderr)
         sys.exit(2)
     logs.setup(config.log_format, config.log_level)
+    for warning in config_module.unknown_settings():
+        log.warning("%s", warning)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(config))

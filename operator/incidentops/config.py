@@ -285,8 +285,9 @@ def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     for key in sorted(env):
         if not key.startswith(PREFIX) or key[len(PREFIX) :] in TOOLING or key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        names = [name[len(PREFIX) :] for name in known]  # the shared prefix would make everything look close
+        close = difflib.get_close_matches(key[len(PREFIX) :], names, n=1, cutoff=0.75)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
         out.append(f"{key} is not a setting of incidentops and is ignored{hint}")
     return out
 

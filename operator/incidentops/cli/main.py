@@ -57,8 +57,16 @@ from incidentops.cli.rules import (
     try_rule,
     when,
 )
-from incidentops.cli.selection import IncidentSummary, SelectionError, parse_severities, parse_states, select
+from incidentops.cli.selection import (
+    IncidentSummary,
+    SelectionError,
+    parse_severities,
+    parse_states,
+    select,
+    severity_notes,
+)
 from incidentops.cli.session import Session, SessionError, explain
+from incidentops.config import severity_aliases
 from incidentops.kube import KubeError, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -226,6 +234,16 @@ def _parse_filter(parse: Callable[[tuple[str, ...]], Any]) -> Callable[[click.Co
     return callback
 
 
+def _severity_filter(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> frozenset[Severity]:
+    try:
+        chosen = parse_severities(value)
+    except SelectionError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+    for note in severity_notes(value):
+        click.echo(f"({note})", err=True)
+    return chosen
+
+
 WAIT_OPTION = click.option("--wait/--no-wait", default=False, help="Wait until the operator has recorded it in status.")
 TIMEOUT_OPTION = click.option(
     "--timeout",
@@ -270,9 +288,9 @@ def cli(ctx: click.Context) -> None:
     "severities",
     multiple=True,
     metavar="SEV",
-    callback=_parse_filter(parse_severities),
-    help=f"Only these severities (repeatable or comma-separated): {', '.join(Severity)} or an alias "
-    "such as p0..p4, critical, high, warning, low, info.",
+    callback=_severity_filter,
+    help=f"Only these severities (repeatable or comma-separated): {', '.join(Severity)} or an alias of the "
+    f"severity table ({severity_aliases()}; INCIDENTOPS_SEVERITY_MAP adds to it).",
 )
 @click.option(
     "-o",

@@ -13,7 +13,7 @@ from typing import Any
 
 from incidentops.api.v1alpha1.common import Severity
 from incidentops.api.v1alpha1.incident import OPEN_STATES, IncidentState
-from incidentops.config import DEFAULT_SEVERITY_MAP
+from incidentops.config import severity_aliases, severity_map
 
 _SEVERITY_RANK = {severity.value: rank for rank, severity in enumerate(Severity)}
 _STATE_BY_LOWER = {state.value.lower(): state for state in IncidentState}
@@ -30,15 +30,28 @@ def _split(values: Iterable[str]) -> list[str]:
 
 
 def parse_severities(values: Iterable[str]) -> frozenset[Severity]:
-    """SEV1..SEV5 or an alias (p0, critical, high, warning, ...), case-insensitive."""
+    """SEV1..SEV5 or a name of the severity table (p1, critical, high, warning, ...), case-insensitive.
+
+    The table is the operator's own (DEFAULT_SEVERITY_MAP with INCIDENTOPS_SEVERITY_MAP merged over it).
+    """
+    table = severity_map()
     chosen: set[Severity] = set()
     for value in _split(values):
-        severity = DEFAULT_SEVERITY_MAP.get(value.lower())
+        severity = table.get(value.lower())
         if severity is None:
-            accepted = ", ".join([s.value for s in Severity] + sorted(DEFAULT_SEVERITY_MAP))
-            raise SelectionError(f"unknown severity {value!r}; use one of {accepted}")
+            raise SelectionError(f"unknown severity {value!r}; use one of: {severity_aliases(table)}")
         chosen.add(severity)
     return frozenset(chosen)
+
+
+def severity_notes(values: Iterable[str]) -> list[str]:
+    """What each alias given stands for ("p1 means SEV1"), so nobody guesses which scale a P is on."""
+    table = severity_map()
+    return [
+        f"{value} means {table[value.lower()]}"
+        for value in _split(values)
+        if value.lower() in table and value.upper() != table[value.lower()]
+    ]
 
 
 def parse_states(values: Iterable[str]) -> frozenset[IncidentState]:

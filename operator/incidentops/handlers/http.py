@@ -211,7 +211,11 @@ def pagerduty_webhook(deps: Deps) -> Callable[[web.Request], Awaitable[web.Respo
             obj = await deps.kube.get(INCIDENT, intent.namespace, intent.name)
         except NotFound:
             return _reject(
-                404, "unknown_incident", f"incident {intent.namespace}/{intent.name} does not exist", "pagerduty", sender
+                404,
+                "unknown_incident",
+                f"incident {intent.namespace}/{intent.name} does not exist",
+                "pagerduty",
+                sender,
             )
         except KubeError as error:
             return _problem(503, "unavailable", f"cannot read the incident: {error}")
