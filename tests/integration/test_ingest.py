@@ -156,7 +156,7 @@ def test_generic_events_open_and_close_an_incident(
         "alert_name": "DeployFailed",
         "service": "checkout",
         "namespace": namespace,
-        "severity": "P1",
+        "severity": "P2",
         "message": "deploy 7 failed",
     }
     assert post(operator, event, "/api/v1/events").status_code == 200

@@ -287,3 +287,46 @@ def test_a_start_time_ahead_of_the_clock_and_hundreds_of_labels(
         "ahead of this clock"
         not in plugin(kube_cluster, "describe", incident["metadata"]["name"], "-n", namespace).stdout
     )
+
+
+def test_lone_surrogates_and_huge_text_are_accepted_and_reported(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Any
+) -> None:
+    """A lone "\\ud800" in generatorURL got a 500 and lost the group; a 200,000-character message was cut silently."""
+    operator = operator_factory([namespace], env=ENV)
+    body = (
+        '{"alerts": [{"status": "firing", "labels": {"alertname": "Odd", "service": "odd", "namespace": "NS",'
+        ' "team": "x\\udc00y"}, "annotations": {"summary": "odd \\ud800"}, "generatorURL": "\\ud800",'
+        ' "startsAt": "2026-01-01T00:00:00Z"}]}'
+    ).replace("NS", namespace)
+    answer = httpx.post(
+        f"{operator.url}/api/v1/alertmanager",
+        content=body.encode(),
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    warnings = answer.json()["warnings"]
+    assert "alerts.0.generatorURL: a lone UTF-16 surrogate was replaced with U+FFFD" in warnings
+    assert "alerts.0.labels.team: a lone UTF-16 surrogate was replaced with U+FFFD" in warnings
+    [incident] = incidents(kube_cluster, namespace)
+    assert incident["spec"]["title"] == "odd \ufffd"
+    assert incident["spec"]["labels"]["team"] == "x\ufffdy"
+
+    event = {
+        "type": "alert.fired",
+        "source": "ci",
+        "alert_id": "huge",
+        "alert_name": "Huge",
+        "service": "huge",
+        "namespace": namespace,
+        "message": "m" * 200_000,
+    }
+    answer = post(operator, event, "/api/v1/events")
+    assert answer.status_code == 200, answer.text
+    warnings = answer.json()["warnings"]
+    assert "body.message: 200000 characters cut to 4096 (marked [truncated])" in warnings
+    assert "body.message: the incident title is its first 512 characters (marked [truncated])" in warnings
+    [name] = [ref["name"] for ref in answer.json()["incidents"]]
+    title = get(kube_cluster, namespace, name)["spec"]["title"]
+    assert len(title) == 512 and title.endswith(" [truncated]")

@@ -17,7 +17,7 @@ from incidentops.escalation import inbound
 from incidentops.handlers.deps import Deps
 from incidentops.ingest.alerts import Alert, from_alertmanager, from_event
 from incidentops.ingest.openapi import ALERTMANAGER_PATH, EVENTS_PATH, Accepted, IncidentRef, Problem, document
-from incidentops.ingest.payloads import Reading, Unreadable, read_alertmanager, read_events
+from incidentops.ingest.payloads import Reading, Unreadable, read_alertmanager, read_events, sanitized
 from incidentops.kube import KubeError, NotFound
 from incidentops.logs import Throttle
 from incidentops.metrics import (
@@ -136,6 +136,7 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 return _reject(400, "invalid_json", f"body is not JSON: {error}", name, sender)
             reading = Reading()
+            data = sanitized(data, reading)
             try:
                 alerts = read(data, reading)
             except Unreadable as error:
@@ -173,10 +174,15 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
 
     def read_alertmanager_alerts(data: Any, reading: Reading) -> list[Alert]:
         envelope, alerts = read_alertmanager(data, reading)
-        return from_alertmanager(envelope, alerts, config, deps.clock())
+        return from_alertmanager(envelope, alerts, config, deps.clock(), reading.warn)
 
     def read_event_alerts(data: Any, reading: Reading) -> list[Alert]:
-        return [from_event(e, config) for e in read_events(data, reading)]
+        events = read_events(data, reading)
+        batch = isinstance(data, dict) and "events" in data
+        return [
+            from_event(e, config, reading.warn, f"events[alert_id={e.alert_id[:40]}]" if batch else "body")
+            for e in events
+        ]
 
     openapi_document = document()
     app.router.add_get("/healthz", healthz)

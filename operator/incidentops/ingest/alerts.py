@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,25 +46,60 @@ MAX_SOURCE = 63
 TRUNCATED = " [truncated]"
 
 
+Warn = Callable[[str], None]
+TITLE = 512  # an Incident's spec.title
+
+
+def _unheard(_: str) -> None:
+    """Where nobody waits for warnings (a DetectionRule's own alerts)."""
+
+
 def bounded_text(text: str, limit: int) -> str:
     """Untrusted text cut to a bound, visibly: a reader must know there was more."""
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
-def bounded_labels(labels: dict[str, str], config: Config) -> dict[str, str]:
+def _bounded(text: str, limit: int, where: str, warn: Warn) -> str:
+    if len(text) > limit:
+        warn(f"{where}: {len(text)} characters cut to {limit} (marked [truncated])")
+    return bounded_text(text, limit)
+
+
+def bounded_labels(
+    labels: dict[str, str], config: Config, warn: Warn = _unheard, where: str = "labels"
+) -> dict[str, str]:
     """Alert text is untrusted: keep the labels within what an Incident's status can hold.
 
     The labels the operator reads (name, severity, service, namespace, correlation...) always stay.
     """
     important = config.labels_read
     ordered = sorted(labels.items(), key=lambda item: (item[0] not in important, item[0]))
-    return {k[:MAX_LABEL_NAME]: v[:MAX_LABEL_VALUE] for k, v in ordered[:MAX_LABELS]}
+    if len(ordered) > MAX_LABELS:
+        warn(f"{where}: {len(ordered) - MAX_LABELS} of {len(ordered)} labels left out (at most {MAX_LABELS} are kept)")
+    kept = {}
+    for key, value in ordered[:MAX_LABELS]:
+        if len(key) > MAX_LABEL_NAME:
+            warn(f"{where}: a label name of {len(key)} characters cut to {MAX_LABEL_NAME}")
+        kept[key[:MAX_LABEL_NAME]] = _bounded(value, MAX_LABEL_VALUE, f"{where}.{key[:40]}", warn)
+    return kept
 
 
-def bounded_annotations(annotations: dict[str, str]) -> dict[str, str]:
+def bounded_annotations(
+    annotations: dict[str, str], warn: Warn = _unheard, where: str = "annotations"
+) -> dict[str, str]:
     """Annotations carry stack traces and runbooks: keep a few, each bounded."""
     ordered = sorted(annotations.items(), key=lambda item: (item[0] not in _READ_ANNOTATIONS, item[0]))
-    return {k[:MAX_LABEL_NAME]: bounded_text(v, MAX_ANNOTATION_VALUE) for k, v in ordered[:MAX_ANNOTATIONS]}
+    if len(ordered) > MAX_ANNOTATIONS:
+        warn(f"{where}: {len(ordered) - MAX_ANNOTATIONS} of {len(ordered)} annotations left out")
+    return {
+        k[:MAX_LABEL_NAME]: _bounded(v, MAX_ANNOTATION_VALUE, f"{where}.{k[:40]}", warn)
+        for k, v in ordered[:MAX_ANNOTATIONS]
+    }
+
+
+def _titled(summary: str | None, where: str, warn: Warn) -> None:
+    if summary and len(summary) > TITLE:
+        warn(f"{where}: the incident title is its first {TITLE} characters (marked [truncated])")
 
 
 _READ_ANNOTATIONS = ("summary", "description", "message")
@@ -111,10 +147,14 @@ def dedup_key_of(labels: dict[str, str], fingerprint: str, config: Config) -> st
 
 
 def from_alertmanager(
-    payload: AlertmanagerWebhook, alerts: list[AlertmanagerAlert], config: Config, now: datetime
+    payload: AlertmanagerWebhook,
+    alerts: list[AlertmanagerAlert],
+    config: Config,
+    now: datetime,
+    warn: Warn = _unheard,
 ) -> list[Alert]:
-    """Alertmanager alerts, normalized; common labels fill in what an alert lacks."""
-    return [_from_am_alert(alert, payload, config, now) for alert in alerts]
+    """Alertmanager alerts, normalized; common labels fill in what an alert lacks. What is cut is warned."""
+    return [_from_am_alert(alert, payload, config, now, warn, f"alerts.{i}") for i, alert in enumerate(alerts)]
 
 
 def _firing(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, now: datetime) -> bool:
@@ -126,9 +166,11 @@ def _firing(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, now: datetim
     return ends_at is None or ends_at > now
 
 
-def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, config: Config, now: datetime) -> Alert:
-    labels = bounded_labels({**payload.common_labels, **alert.labels}, config)
-    annotations = bounded_annotations({**payload.common_annotations, **alert.annotations})
+def _from_am_alert(
+    alert: AlertmanagerAlert, payload: AlertmanagerWebhook, config: Config, now: datetime, warn: Warn, where: str
+) -> Alert:
+    labels = bounded_labels({**payload.common_labels, **alert.labels}, config, warn, f"{where}.labels")
+    annotations = bounded_annotations({**payload.common_annotations, **alert.annotations}, warn, f"{where}.annotations")
     fingerprint = bounded_key(alert.fingerprint or label_hash(alert.labels))
     severity, unknown = severity_of(labels, config)
     namespace = labels.get("namespace")
@@ -142,23 +184,32 @@ def _from_am_alert(alert: AlertmanagerAlert, payload: AlertmanagerWebhook, confi
         service=service_of(labels, config),
         namespace=namespace[:MAX_LABEL_NAME] if namespace else None,
         source="alertmanager",
-        summary=annotations.get("summary") or annotations.get("description") or annotations.get("message"),
+        summary=_summary(annotations, where, warn),
         starts_at=alert.start(),
         ends_at=alert.end(),
-        generator_url=alert.generator_url or None,
+        generator_url=_bounded(alert.generator_url, MAX_LABEL_VALUE, f"{where}.generatorURL", warn)
+        if alert.generator_url
+        else None,
         annotations=annotations,
         unknown_severity=unknown,
     )
 
 
-def from_event(event: Event, config: Config) -> Alert:
-    """A generic event, normalized; its alert_id is the fingerprint."""
+def _summary(annotations: dict[str, str], where: str, warn: Warn) -> str | None:
+    summary = annotations.get("summary") or annotations.get("description") or annotations.get("message")
+    _titled(summary, f"{where}.annotations", warn)
+    return summary
+
+
+def from_event(event: Event, config: Config, warn: Warn = _unheard, where: str = "body") -> Alert:
+    """A generic event, normalized; its alert_id is the fingerprint. What is cut is warned."""
     name = event.alert_name[:MAX_LABEL_NAME]
+    _titled(event.message, f"{where}.message", warn)
     labels = {**event.labels, "alertname": name}
     for key, value in (("service", event.service), ("namespace", event.namespace), ("severity", event.severity)):
         if value:
             labels.setdefault(key, value)
-    labels = bounded_labels(labels, config)
+    labels = bounded_labels(labels, config, warn, f"{where}.labels")
     fingerprint = label_hash({"source": event.source, "alert_id": event.alert_id})
     firing = event.type == "alert.fired"
     severity, unknown = severity_of(labels, config)
@@ -173,9 +224,9 @@ def from_event(event: Event, config: Config) -> Alert:
         service=(event.service or "")[:MAX_LABEL_NAME] or service_of(labels, config),
         namespace=namespace[:MAX_LABEL_NAME] if namespace else None,
         source=event.source[:MAX_SOURCE],
-        summary=bounded_text(event.message, MAX_ANNOTATION_VALUE) if event.message else None,
+        summary=_bounded(event.message, MAX_ANNOTATION_VALUE, f"{where}.message", warn) if event.message else None,
         starts_at=event.time() if firing else None,
         ends_at=None if firing else event.time(),
-        generator_url=event.url,
+        generator_url=_bounded(event.url, MAX_LABEL_VALUE, f"{where}.url", warn) if event.url else None,
         unknown_severity=unknown,
     )

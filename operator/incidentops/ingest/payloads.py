@@ -10,6 +10,7 @@ any length is accepted here and bounded at normalization. Times without an offse
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -249,6 +250,31 @@ _WIRE_NAMES = {
     for name, info in model.model_fields.items()
     if info.alias
 }
+
+
+# json.loads joins a surrogate pair into one character, so a surrogate left in a string is a lone one
+# ("\ud800" is valid JSON): it cannot be encoded as UTF-8, and would fail every write that carries it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sanitized(data: Any, reading: Reading, where: str = "") -> Any:
+    """The body with every lone UTF-16 surrogate in any string (keys too) replaced by U+FFFD, each field warned."""
+    if isinstance(data, str):
+        if _LONE_SURROGATE.search(data) is None:
+            return data
+        reading.warn(f"{where or 'body'}: a lone UTF-16 surrogate was replaced with U+FFFD")
+        return _LONE_SURROGATE.sub("\ufffd", data)
+    if isinstance(data, list):
+        return [sanitized(item, reading, f"{where}.{i}" if where else str(i)) for i, item in enumerate(data)]
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            name = _LONE_SURROGATE.sub("\ufffd", key)
+            if name != key:
+                reading.warn(f"{where or 'body'}: a key with a lone UTF-16 surrogate was renamed {name!r}")
+            out[name] = sanitized(value, reading, f"{where}.{name}" if where else name)
+        return out
+    return data
 
 
 def _first_problem(error: ValidationError, where: str) -> str:

@@ -30,7 +30,7 @@ from incidentops.api.v1alpha1.common import (
 from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentState, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import Config
-from incidentops.ingest.alerts import Alert
+from incidentops.ingest.alerts import TITLE, Alert, bounded_text
 from incidentops.ingest.correlation import (
     CORRELATION_KEY_ANNOTATION,
     CORRELATION_LABEL,
@@ -334,7 +334,7 @@ def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj
     base = service or first.name
     name = incident_name(key, base, episode)
     spec = IncidentSpec(
-        title=(first.summary or f"{first.name} on {service or key.namespace}")[:512],
+        title=bounded_text(first.summary or f"{first.name} on {service or key.namespace}", TITLE),
         severity=severity,
         category=_category(first.labels.get("category")),
         service=service,
