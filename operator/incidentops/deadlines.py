@@ -21,8 +21,9 @@ RETRY_AFTER_ERROR = timedelta(seconds=5)
 
 
 class DeadlineQueue:
-    def __init__(self, work: Work, clock: Callable[[], datetime], concurrency: int = 4) -> None:
+    def __init__(self, work: Work, clock: Callable[[], datetime], concurrency: int = 4, name: str = "incident") -> None:
         self._work = work
+        self._name = name
         self._clock = clock
         self._heap: list[tuple[datetime, int, Hashable]] = []
         self._due: dict[Hashable, datetime] = {}
@@ -83,7 +84,7 @@ class DeadlineQueue:
         except asyncio.CancelledError:
             raise
         except Exception:  # one incident's failure must not stop the others: try it again later
-            log.exception("remediation turn for %s failed; trying again in %s", key, RETRY_AFTER_ERROR)
+            log.exception("%s turn for %s failed; trying again in %s", self._name, _shown(key), RETRY_AFTER_ERROR)
             nxt = self._clock() + RETRY_AFTER_ERROR
         finally:
             self._running.discard(key)
@@ -109,3 +110,8 @@ class DeadlineQueue:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _shown(key: Hashable) -> str:
+    """(namespace, name) as namespace/name."""
+    return "/".join(str(part) for part in key) if isinstance(key, tuple) else str(key)

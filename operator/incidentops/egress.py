@@ -6,7 +6,8 @@ its destination is checked. A destination is reachable when one of these says so
 
 - the allow-list of the setting (hosts, `*.domain` suffixes, IPs and CIDRs, each optionally with a
   port);
-- `<service>.<namespace>.svc[.cluster.local]` of the object's own namespace: the Service is read
+- `<service>` or `<service>.<namespace>.svc[.cluster.local]` of the object's own namespace (a bare
+  name means a Service of the object's namespace, not of the operator's): the Service is read
   from the apiserver (an ExternalName or headless one is refused) and the call goes to its
   ClusterIP, so no DNS answer can redirect it;
 - for notification channels, any globally routable address (Slack, PagerDuty, Twilio...).
@@ -206,8 +207,10 @@ class EgressPolicy:
             raise Refused("InvalidURL", "credentials in a URL are not sent; use a Secret")
         return scheme, host, port or (443 if scheme == "https" else 80)
 
-    def _service_of(self, host: str) -> tuple[str, str] | None:
-        """(namespace, service) when the host is a Service's cluster DNS name."""
+    def _service_of(self, host: str, namespace: str) -> tuple[str, str] | None:
+        """(namespace, service) when the host names a Service: `name` (the object's namespace) or its DNS name."""
+        if "." not in host and not _is_ip(host) and host != "localhost":
+            return namespace, host
         for suffix in (".svc", f".svc.{self.cluster_domain}"):
             if host.endswith(suffix):
                 labels = host[: -len(suffix)].split(".")
@@ -226,7 +229,7 @@ class EgressPolicy:
             _, host, port = self._parts(url)
         except Refused as refused:
             return refused
-        service = self._service_of(host)
+        service = self._service_of(host, namespace)
         if service is not None and self.namespace_services and not self._named(host, port):
             if service[0] != namespace:
                 return Refused(
@@ -250,7 +253,7 @@ class EgressPolicy:
 
     def _not_allowed(self, host: str, port: int) -> Refused:
         allowed = ", ".join(str(r) for r in self.rules) or "nothing"
-        own = " or a Service of the object's namespace (<service>.<namespace>.svc)" if self.namespace_services else ""
+        own = " or a Service of the object's namespace (<service>[.<namespace>.svc])" if self.namespace_services else ""
         return Refused(
             "DestinationNotAllowed",
             f"{host}:{port} is not allowed: {self.setting} allows {allowed}{own}",
@@ -283,7 +286,7 @@ class EgressPolicy:
         """The checked destination of `url` for an object of `namespace`; raises Refused."""
         scheme, host, port = self._parts(url)
         named = self._named(host, port)
-        service = self._service_of(host)
+        service = self._service_of(host, namespace)
         if service is not None and self.namespace_services and not named:
             return self._service(scheme, host, port, service, namespace, services)
         if _is_ip(host):

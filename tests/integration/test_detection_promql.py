@@ -4,6 +4,7 @@ with Prometheus' own message (what a rule's Ready condition will show)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -41,3 +42,23 @@ def test_every_kind_and_composite_is_promql_prometheus_runs(
     with pytest.raises(PrometheusError, match="parse error") as refused:
         client.query(expression(broken))
     assert not refused.value.unreachable
+
+
+def test_absent_with_a_short_window_holds_on_a_prometheus_with_the_default_evaluation_interval(
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    """Without a step, a 5s subquery window on a 1m evaluation_interval holds no point: absent while present."""
+    server = prometheus_factory(scrape_targets=[], evaluation_interval="1m")  # Prometheus' default
+    server.wait_for_value("vector(1)", lambda v: v == 1.0, 30)
+    client = Prometheus(server.url, timeout=5)
+    present = DetectionRuleSpec.model_validate(
+        {"conditions": [{"kind": "absent", "query": "vector(1)", "window": "5s"}], "interval": "5s"}
+    )
+    missing = DetectionRuleSpec.model_validate(
+        {"conditions": [{"kind": "absent", "query": "vector(0) > 1", "window": "5s"}], "interval": "5s"}
+    )
+    # Half a minute past a minute boundary: no point of a 1m grid falls in the 5s window.
+    now = datetime.now(UTC).replace(microsecond=0)
+    mid = now.replace(second=30) if now.second >= 30 else now.replace(second=30) - timedelta(minutes=1)
+    assert client.query(expression(present), at=mid) == []
+    assert [s.value for s in client.query(expression(missing), at=mid)] == [1.0]

@@ -64,6 +64,11 @@ def wait_rule(
     return found
 
 
+def rule_events(cluster: KubeCluster, namespace: str, name: str) -> list[k8s.CoreV1Event]:
+    items = k8s.CoreV1Api(cluster.api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+    return list(items.items)
+
+
 def state(obj: dict[str, Any]) -> str | None:
     return (obj.get("status") or {}).get("state")
 
@@ -129,6 +134,12 @@ def test_a_query_prometheus_refuses_is_not_ready_with_its_message(
     status, _, message = ready(refused)
     assert status == "False" and "parse error" in message
     assert refused["status"]["evaluationErrors"] >= 1
+    said = wait_until(
+        lambda: [(e.type, e.reason) for e in rule_events(kube_cluster, namespace, "broken")] or None,
+        timeout=15,
+        what="the rule's Event",
+    )
+    assert said == [("Warning", "QueryRejected")]  # and never a Normal "rule is valid" beside it
     patch_rule(kube_cluster, namespace, "broken", expr=QUIET)
     wait_rule(kube_cluster, namespace, "broken", lambda o: ready(o)[:2] == ("True", "Evaluated"), "fixed")
 
@@ -165,7 +176,7 @@ def test_disabling_or_deleting_a_rule_resolves_what_it_opened(
     prometheus_factory: Callable[..., PrometheusServer],
 ) -> None:
     prometheus = prometheus_factory(scrape_targets=[])
-    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    operator = operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
     apply_rule(kube_cluster, namespace, "one", expr=FIRES, interval="5s", service="one")
     apply_rule(kube_cluster, namespace, "two", expr=FIRES, interval="5s", service="two")
     wait_until(lambda: len(incidents(kube_cluster, namespace)) == 2, timeout=60, what="two incidents")
@@ -194,6 +205,9 @@ def test_disabling_or_deleting_a_rule_resolves_what_it_opened(
         "DetectionRule one was disabled: its alerts are resolved",
         "DetectionRule two was deleted: its alerts are resolved",
     ]
+    # Deleting a rule is not an error, and a rule is not an incident: no traceback, no "remediation turn".
+    logs = operator.logs()
+    assert "Traceback" not in logs and "NotFound" not in logs and "remediation turn" not in logs
 
 
 def test_an_interval_below_the_minimum_is_refused_by_the_apiserver(
@@ -255,3 +269,56 @@ def test_test_rule_shows_what_a_rule_would_open_and_simulate_opens_a_labelled_in
     )
     assert incident["spec"]["title"] == "[simulation] PodsCrashing on checkout"
     assert incident["status"]["state"] == "Detected"
+
+
+def test_a_rule_on_a_metric_that_does_not_exist_says_no_data(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    typo = "sum(rate(http_reqeusts_total[1m])) / sum(rate(http_requests_total[1m])) > 0.1"
+    apply_rule(kube_cluster, namespace, "typo", expr=typo, interval="5s")
+    apply_rule(kube_cluster, namespace, "quiet", expr=QUIET, interval="5s")  # empty, yet its data exists
+    apply_rule(kube_cluster, namespace, "gone", expr="absent(http_reqeusts_total)", interval="5s")
+    nodata = wait_rule(kube_cluster, namespace, "typo", lambda o: ready(o)[1] == "NoData", "NoData")
+    status, _, message = ready(nodata)
+    assert status == "False" and "http_reqeusts_total, http_requests_total" in message
+    assert "is the metric name right" in message and state(nodata) == "Inactive"
+    for name in ("quiet", "gone"):  # absence is what `gone` is about; `quiet` asks only for constants
+        found = wait_rule(
+            kube_cluster,
+            namespace,
+            name,
+            lambda o: (
+                (o.get("status") or {}).get("evaluationErrors", 0) == 0
+                and len([e for e in rule_events(kube_cluster, namespace, "typo") if e.reason == "NoData"]) == 1
+            ),
+            "one Event",
+        )
+        assert ready(found)[:2] == ("True", "Evaluated"), (name, ready(found))
+
+
+def test_for_fires_at_the_evaluation_that_completes_it(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    """With for 10s every 5s, a rule fired 15s after it went pending half the time (a precision bug)."""
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    names = [f"r{i}" for i in range(6)]
+    for name in names:
+        apply_rule(kube_cluster, namespace, name, expr=FIRES, interval="5s", service=name, **{"for": "10s"})
+    from incidentops.api.v1alpha1.common import parse_time  # noqa: PLC0415
+
+    for name in names:
+        fired = wait_rule(kube_cluster, namespace, name, lambda o: state(o) == "Firing", f"{name} Firing")
+        [series] = fired["status"]["series"]
+        waited = parse_time(series["firedAt"]) - parse_time(series["activeSince"])
+        assert waited.total_seconds() == 10.0, (name, series)

@@ -33,17 +33,24 @@ def test_each_condition_kind_compiles_to_plain_promql() -> None:
     q = 'sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'
     assert one({"query": q, "op": ">", "threshold": 0.1}) == f"({q}) > 0.1"
     assert one({"kind": "rateOfChange", "query": "queue_depth", "op": ">", "threshold": 5, "window": "10m"}) == (
-        "deriv((queue_depth)[10m:]) > 5"
+        "deriv((queue_depth)[10m:30s]) > 5"
     )
     assert one({"kind": "absent", "query": 'up{job="checkout"}', "window": "5m"}) == (
-        'absent_over_time((up{job="checkout"})[5m:])'
+        'absent_over_time((up{job="checkout"})[5m:30s])'
     )
     assert one({"kind": "burst", "query": "payment_errors_total", "threshold": 50, "window": "2m"}) == (
-        "increase((payment_errors_total)[2m:]) >= 50"
+        "increase((payment_errors_total)[2m:30s]) >= 50"
     )
     assert one({"kind": "anomaly", "query": "latency_p99", "threshold": 3, "window": "1h"}) == (
-        "abs((latency_p99) - avg_over_time((latency_p99)[1h:])) > 3 * stddev_over_time((latency_p99)[1h:])"
+        "abs((latency_p99) - avg_over_time((latency_p99)[1h:30s])) > 3 * stddev_over_time((latency_p99)[1h:30s])"
     )
+
+
+def test_every_subquery_has_a_step_from_the_rule_at_most_half_its_window() -> None:
+    absent = {"kind": "absent", "query": "up", "window": "5s"}
+    assert one(absent, interval="5s") == "absent_over_time((up)[5s:2500ms])"
+    assert one({**absent, "window": "10m"}, interval="1m") == "absent_over_time((up)[10m:1m])"
+    assert one({**absent, "window": "1h"}, interval="15s") == "absent_over_time((up)[1h:15s])"
 
 
 def test_composites_match_on_the_group_labels() -> None:

@@ -150,3 +150,11 @@ def test_the_operators_own_port_is_protected() -> None:
         policy.resolve("http://127.0.0.1:8080/metrics", "shop", lookup)
     with pytest.raises(Refused, match="apiserver"):
         policy.resolve("https://127.0.0.1:6443/api/v1/secrets", "shop", lookup)
+
+
+def test_a_bare_name_is_a_service_of_the_objects_namespace_not_of_the_operators() -> None:
+    policy = runbooks()
+    assert policy.resolve("http://cache/flush", "shop", lookup).address == "10.96.0.20"
+    assert refusal(policy, "http://db/", "shop") == "ServiceNotFound"  # db lives in payments
+    assert refusal(policy, "http://localhost:9093/") == "DestinationNotAllowed"
+    assert policy.static_refusal("http://cache-admin:8080/admin/cache/clear", "shop") is None

@@ -125,7 +125,7 @@ def simulated_incident(
         "metadata": {
             "name": f"simulation-{slug(service, 30)}-{secrets.token_hex(3)}",
             "namespace": namespace,
-            "labels": {SIMULATION_LABEL: mode},
+            "labels": {SIMULATION_LABEL: "true", f"{SIMULATION_LABEL}-mode": mode},
         },
         "spec": spec,
     }

@@ -13,31 +13,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from incidentops.api.v1alpha1.common import parse_duration
-from incidentops.api.v1alpha1.conditions import Condition, ConditionStatus, find_condition, set_condition
+from incidentops.api.v1alpha1.common import located, parse_duration
+from incidentops.api.v1alpha1.conditions import find_condition, set_condition
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, DetectionRuleStatus, SeriesState
 from incidentops.api.v1alpha1.incident import IncidentStatus
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, INCIDENT
 from incidentops.config import Config
 from incidentops.deadlines import DeadlineQueue
 from incidentops.detection.alerts import alert_for
-from incidentops.detection.compile import expression
+from incidentops.detection.compile import expects_absence, expression, metric_names
+from incidentops.detection.health import NO_DATA_AFTER, RECHECK, Health, RuleHealth, no_data_message
 from incidentops.detection.series import Sample, evaluate, rule_state
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.lifecycle.machine import append_timeline
 from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS
 from incidentops.prometheus import Prometheus, PrometheusError
+from incidentops.readiness.lookup import ClusterLookup
 
 log = logging.getLogger(__name__)
-# Ready reasons the evaluator owns; the static checks (readiness) own the others.
-EVALUATION_REASONS = frozenset({"Evaluated", "PrometheusUnreachable", "QueryRejected", "NoPrometheus"})
 Key = tuple[str, str]
 
 
@@ -70,7 +71,8 @@ class Evaluator:
         self.config = config
         self.clock = clock
         self.prometheus = prometheus
-        self.queue = DeadlineQueue(self._turn, clock, concurrency=8)
+        self.queue = DeadlineQueue(self._turn, clock, concurrency=8, name="detection rule")
+        self.health = RuleHealth(ClusterLookup(kube))
         self._generations: dict[Key, int] = {}
         self._due: dict[Key, datetime] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -107,6 +109,7 @@ class Evaluator:
         key: Key = (str(meta.get("namespace")), str(meta.get("name")))
         self._generations.pop(key, None)
         self._due.pop(key, None)
+        self.health.forget(key)
         self.queue.forget(key)
         task = asyncio.create_task(self._resolve_all(body, f"DetectionRule {key[1]} was deleted"))
         self._background.add(task)
@@ -158,28 +161,39 @@ class Evaluator:
             obj = await self.kube.get(DETECTION_RULE, namespace, name)
         except NotFound:
             return None
-        except Unavailable as error:
-            log.warning("rule %s/%s waits for the apiserver: %s", namespace, name, error)
+        except Unavailable as away:
+            log.warning("rule %s/%s waits for the apiserver: %s", namespace, name, away)
             return self.clock() + timedelta(seconds=5)
+        status = DetectionRuleStatus.model_validate(obj.get("status") or {})
         try:
             spec = DetectionRuleSpec.model_validate(obj.get("spec") or {})
-        except ValidationError:
-            return None  # its Ready condition says why; a new spec wakes it
-        status = DetectionRuleStatus.model_validate(obj.get("status") or {})
+        except ValidationError as invalid:
+            await self._write(obj, status, Health(False, "InvalidSpec", located(invalid)))
+            return None  # a new spec wakes it
         now = self.clock()
         interval = parse_duration(spec.interval)
         planned = self._due.get((namespace, name), now)
         RULE_EVALUATION_LAG.observe(max(0.0, (now - planned).total_seconds()))
+        # Evaluated as of the latest point of its own grid, as Prometheus evaluates a group at its
+        # aligned timestamps: `for` then counts whole intervals, whatever the lag of this turn or of
+        # the one that first saw the series (a new rule's first turn, at once, too).
+        uid = str(obj["metadata"].get("uid", ""))
+        at = next_due(uid, interval, now) - interval
         if not spec.enabled:
-            await self._disable(obj, spec, status, now)
+            await self._disable(obj, spec, status)
             return None
+        generation = int(obj["metadata"].get("generation") or 0)
+        problem = await self.health.static((namespace, name), generation, spec, namespace)
+        if problem is not None:
+            await self._write(obj, status, problem)
+            return now + timedelta(seconds=RECHECK)  # a Runbook or policy may appear meanwhile
         query = expression(spec)
-        samples, problem, reason = await self._query(query)
-        RULE_EVALUATIONS.labels("ok" if problem is None else reason).inc()
-        result = evaluate(spec, status.series, samples, now)
+        samples, problem_text, reason = await self._query(query, at)
+        RULE_EVALUATIONS.labels("ok" if problem_text is None else reason).inc()
+        result = evaluate(spec, status.series, samples, at)
         alerts = [
-            alert_for(namespace, name, spec, s, firing=True, now=now, config=self.config) for s in result.fired
-        ] + [alert_for(namespace, name, spec, s, firing=False, now=now, config=self.config) for s in result.resolved]
+            alert_for(namespace, name, spec, s, firing=True, now=at, config=self.config) for s in result.fired
+        ] + [alert_for(namespace, name, spec, s, firing=False, now=at, config=self.config) for s in result.resolved]
         if alerts:
             try:
                 await self.ingestor.ingest(alerts)  # first hand over, then record: a crash repeats, never loses
@@ -192,17 +206,49 @@ class Evaluator:
                 log.info("rule %s/%s fires for %s (value %s)", namespace, name, dict(s.labels), s.value)
             for s in result.resolved:
                 log.info("rule %s/%s resolved for %s", namespace, name, dict(s.labels))
-        await self._record(obj, spec, status, result.series, query, problem, reason, now)
-        due = next_due(str(obj["metadata"].get("uid", "")), interval, now)
+        health = await self._health((namespace, name), spec, query, samples, problem_text, reason)
+        await self._record(obj, spec, status, result.series, query, problem_text, health, at)
+        due = next_due(uid, interval, now)
         self._due[(namespace, name)] = due
         return due
 
-    async def _query(self, query: str) -> tuple[list[Sample] | None, str | None, str]:
-        """The samples, or the error and its reason (PrometheusUnreachable, QueryRejected, NoPrometheus)."""
+    async def _health(
+        self,
+        key: Key,
+        spec: DetectionRuleSpec,
+        query: str,
+        samples: list[Sample] | None,
+        error: str | None,
+        reason: str,
+    ) -> Health:
+        """Ready after an evaluation: its failure, NoData for a metric Prometheus does not have, or Evaluated."""
+        if error is not None:
+            return Health(False, reason, f"{error} (firing series stay firing until Prometheus answers)")
+        empty = self.health.empty_in_a_row(key, len(samples or []))
+        if empty >= NO_DATA_AFTER and not expects_absence(spec):
+            missing = await self._missing(metric_names(query))
+            if missing:
+                return Health(False, "NoData", no_data_message(missing, empty))
+        return Health(True, "Evaluated", f"evaluated every {spec.interval}")
+
+    async def _missing(self, names: list[str]) -> list[str]:
+        """The metric names Prometheus has no series of now (an outage answers "none missing": no guess)."""
+        if not names or self.prometheus is None:
+            return []
+        pattern = "|".join(re.escape(n) for n in names[:20])
+        try:
+            found = await asyncio.to_thread(self.prometheus.query, f'group by (__name__) ({{__name__=~"{pattern}"}})')
+        except PrometheusError:
+            return []
+        present = {s.labels.get("__name__") for s in found}
+        return [n for n in names[:20] if n not in present]
+
+    async def _query(self, query: str, at: datetime) -> tuple[list[Sample] | None, str | None, str]:
+        """The samples at `at`, or the error and its reason (PrometheusUnreachable, QueryRejected, NoPrometheus)."""
         if self.prometheus is None:
             return None, "no Prometheus is configured (INCIDENTOPS_PROMETHEUS_URL)", "NoPrometheus"
         try:
-            found = await asyncio.to_thread(self.prometheus.query, query)
+            found = await asyncio.to_thread(self.prometheus.query, query, at)
         except PrometheusError as error:
             return None, str(error), "PrometheusUnreachable" if error.unreachable else "QueryRejected"
         return [Sample(s.labels, s.value) for s in found], None, "Evaluated"
@@ -215,15 +261,13 @@ class Evaluator:
         series: list[SeriesState],
         query: str,
         error: str | None,
-        reason: str,
+        health: Health,
         now: datetime,
     ) -> None:
         firing = sum(1 for s in series if s.state == "firing")
         pending = sum(1 for s in series if s.state == "pending")
-        if error is None:
-            message = f"evaluated every {spec.interval}: {firing} series firing, {pending} pending"
-        else:
-            message = f"{error} (firing series stay firing until Prometheus answers)"
+        if health.ready:
+            health = Health(True, health.reason, f"{health.message}: {firing} series firing, {pending} pending")
         update: dict[str, Any] = {
             "series": series,
             "state": rule_state(series, spec.enabled),
@@ -234,36 +278,36 @@ class Evaluator:
         }
         if error is not None:
             update.update(evaluation_errors=status.evaluation_errors + 1, last_error=error[:4096])
-        await self._write(obj, status.model_copy(update=update), "False" if error else "True", reason, message)
+        await self._write(obj, status.model_copy(update=update), health)
 
-    async def _disable(self, obj: Obj, spec: DetectionRuleSpec, status: DetectionRuleStatus, now: datetime) -> None:
+    async def _disable(self, obj: Obj, spec: DetectionRuleSpec, status: DetectionRuleStatus) -> None:
         if status.state == "Disabled":
             return
         await self._resolve_all(obj, f"DetectionRule {obj['metadata']['name']} was disabled")
         disabled = status.model_copy(update={"series": [], "state": "Disabled", "firing": 0})
-        await self._write(obj, disabled, "True", "Evaluated", "disabled (spec.enabled is false): not evaluated")
+        await self._write(obj, disabled, Health(True, "Disabled", "disabled (spec.enabled is false): not evaluated"))
 
-    async def _write(
-        self, obj: Obj, status: DetectionRuleStatus, ready: ConditionStatus, reason: str, message: str
-    ) -> None:
-        """Status with the rule's own resourceVersion; Ready only when the static checks have nothing to say."""
+    async def _write(self, obj: Obj, status: DetectionRuleStatus, health: Health) -> None:
+        """Status with the rule's own resourceVersion: the evaluator is Ready's only writer.
+
+        An Event goes out when Ready changes (per outage, not per evaluation): a Warning with the
+        reason when it turns False, a Normal one when it turns True.
+        """
         meta = obj["metadata"]
         for _ in range(5):
             current = DetectionRuleStatus.model_validate(obj.get("status") or {})
-            conditions: list[Condition] = current.conditions
-            before = find_condition(conditions, "Ready")
-            if before is None or before.status == "True" or before.reason in EVALUATION_REASONS:
-                conditions = set_condition(
-                    conditions,
-                    "Ready",
-                    ready,
-                    reason,
-                    message[:1024],
-                    now=self.clock(),
-                    generation=meta.get("generation"),
-                )
+            before = find_condition(current.conditions, "Ready")
+            conditions = set_condition(
+                current.conditions,
+                "Ready",
+                "True" if health.ready else "False",
+                health.reason,
+                health.message[:1024],
+                now=self.clock(),
+                generation=meta.get("generation"),
+            )
             body = status.model_copy(update={"conditions": conditions}).wire()
-            body["observedGeneration"] = current.observed_generation
+            body["observedGeneration"] = meta.get("generation")
             try:
                 await self.kube.run(
                     self.kube.client.patch_status,
@@ -273,24 +317,21 @@ class Evaluator:
                     {"status": body},
                     meta.get("resourceVersion"),
                 )
+            except NotFound:
+                return  # deleted meanwhile: nothing to record, and nothing went wrong
             except Conflict:
-                obj = await self.kube.get(DETECTION_RULE, meta["namespace"], meta["name"])
+                try:
+                    obj = await self.kube.get(DETECTION_RULE, meta["namespace"], meta["name"])
+                except NotFound:
+                    return
                 meta = obj["metadata"]
                 continue
             after = find_condition(conditions, "Ready")
-            if (
-                after is not None
-                and before is not None
-                and (before.status, before.reason) != (after.status, after.reason)
-            ):
-                # One Event per change of Ready: per outage, not per evaluation.
+            if after is not None and (before is None or (before.status, before.reason) != (after.status, after.reason)):
                 failing = after.status == "False"
-                self.kube.post_event_soon(
-                    obj,
-                    after.reason if failing else "EvaluationRecovered",
-                    after.message,
-                    type_="Warning" if failing else "Normal",
-                )
+                if failing or before is not None:
+                    reason = after.reason if failing else ("Ready" if before is None else "EvaluationRecovered")
+                    self.kube.post_event_soon(obj, reason, after.message, type_="Warning" if failing else "Normal")
             return
         log.warning(
             "rule %s/%s kept changing; its status is written at the next evaluation", meta["namespace"], meta["name"]

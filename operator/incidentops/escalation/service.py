@@ -138,7 +138,7 @@ class Escalator:
         self.kube = kube
         self.config = config
         self.clock = clock
-        self.queue = DeadlineQueue(self._turn, clock, concurrency=8)
+        self.queue = DeadlineQueue(self._turn, clock, concurrency=8, name="escalation")
         self.poll = timedelta(seconds=config.seconds("remediation_poll"))
         self.timeout = config.seconds("notify_timeout")
         self.lease = timedelta(seconds=2 * self.timeout + 5)

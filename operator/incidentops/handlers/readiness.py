@@ -14,15 +14,13 @@ from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION, located
 from incidentops.api.v1alpha1.conditions import Condition, find_condition, set_condition
-from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, RUNBOOK, Kind
-from incidentops.detection.service import EVALUATION_REASONS
+from incidentops.api.v1alpha1.resources import ESCALATION_POLICY, RUNBOOK, Kind
 from incidentops.egress import protected_endpoints
 from incidentops.handlers.deps import Deps
 from incidentops.kube import KubeError
 from incidentops.readiness.checks import (
     Lookup,
     Verdict,
-    check_detection_rule,
     check_escalation_policy,
     check_runbook,
 )
@@ -42,8 +40,8 @@ def _invalid(error: ValidationError) -> Verdict:
 def checked(deps: Deps) -> list[tuple[Kind, Checker]]:
     """Each kind with its check; a Runbook's http steps are checked against the operator's egress settings."""
     egress = deps.config.runbook_egress(protected_endpoints(deps.kube.client.apiserver_url, deps.config.http_port))
+    # DetectionRules are not here: their Ready has one writer, the evaluator (detection.health).
     return [
-        (DETECTION_RULE, check_detection_rule),
         (RUNBOOK, functools.partial(check_runbook, egress=egress)),
         (ESCALATION_POLICY, check_escalation_policy),
     ]
@@ -60,9 +58,6 @@ async def evaluate(
         verdict = _invalid(error)
     conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
     before = find_condition(conditions, "Ready")
-    if kind is DETECTION_RULE and verdict.ready and before is not None and before.reason in EVALUATION_REASONS:
-        # A valid rule's Ready tells how its evaluation goes (Prometheus' own word): the evaluator's to say.
-        verdict = Verdict(before.status == "True", before.reason, before.message, verdict.problems)
     updated = set_condition(
         conditions,
         "Ready",

@@ -113,7 +113,7 @@ class Responder:
         self.clock = clock
         self.prometheus = prometheus
         self.ledger = Ledger()
-        self.queue = DeadlineQueue(self._turn, clock)
+        self.queue = DeadlineQueue(self._turn, clock, name="remediation")
         self.poll = timedelta(seconds=config.seconds("remediation_poll"))
         self.in_doubt_after = timedelta(seconds=config.seconds("in_doubt_after"))
         self.egress = config.runbook_egress(protected_endpoints(kube.client.apiserver_url, config.http_port))
