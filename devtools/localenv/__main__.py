@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from localenv import controlplane
+from localenv import controlplane, leftovers
 from localenv.crds import install_crds
 
 
@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"use it with: export KUBECONFIG={path}", file=sys.stderr)
             return EXIT_OK
         if args.command == "cluster-down":
+            for what in leftovers.stop_all():
+                print(f"stopped the {what} left by make demo KEEP=1", file=sys.stderr)
             return EXIT_OK if controlplane.cluster_down() else EXIT_FAILED
         if args.command == "install-crds":
             for name in install_crds(controlplane.api_client(current_kubeconfig())):

@@ -23,13 +23,14 @@ from typing import Any, TypeVar, cast
 import yaml
 from kubernetes import client as k8s
 
-from localenv import controlplane
+from localenv import controlplane, leftovers
 from localenv.crds import install_crds
 from localenv.demo_workload import ERROR_RATIO, DemoWorkloadProcess, create_demo_deployment, error_ratio_rule
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.operator_process import OperatorProcess
 from localenv.procs import free_port, wait_until
-from localenv.standins import Received, StandIns, describe
+from localenv.standins import Received, describe
+from localenv.standins_process import StandInsProcess
 
 NAMESPACE = "incidentops-demo"
 SERVICE = "checkout"
@@ -99,12 +100,18 @@ class Demo:
         self.operator: OperatorProcess | None = None
         self.workload: DemoWorkloadProcess | None = None
         self.servers: list[Prometheus | Alertmanager] = []
-        self.standins = StandIns(on_receive=self._received)
+        self.standins = StandInsProcess(work / "standins.log")
+        self._shown = 0
 
-    def _received(self, request: Received) -> None:
-        """What Slack and PagerDuty received, printed as it arrives (the stand-ins run on a thread)."""
-        if request.service in ("pagerduty", "slack"):
-            print(f"      >> {describe(request)[:160]}", flush=True)
+    def _received(self, requests: list[Received]) -> None:
+        """What Slack and PagerDuty received since the last look, printed (the stand-ins are their own process)."""
+        for request in requests[self._shown :]:
+            if request.service in ("pagerduty", "slack"):
+                print(f"      >> {describe(request)[:160]}", flush=True)
+        self._shown = max(self._shown, len(requests))
+
+    def _paged(self, count: int, timeout: float) -> list[Received]:
+        return self.standins.wait_for("pagerduty", count, timeout, seen=self._received)
 
     def _paging(self, api: k8s.ApiClient) -> dict[str, Any]:
         """The stand-ins' Secret and an on-call policy: alice first, bob if she has not answered."""
@@ -172,6 +179,8 @@ class Demo:
         return items
 
     def run(self) -> None:
+        for what in leftovers.stop_all():
+            note(f"stopped the {what} a previous `make demo KEEP=1` left running")
         say("Step 1/9 — a real Kubernetes control plane, built from upstream sources (no Docker needed).")
         note("The first run compiles kube-apiserver, etcd and kwok (about 7 minutes); later runs reuse the cache.")
         self.started_cluster = not controlplane.cluster_status().healthy
@@ -270,17 +279,17 @@ class Demo:
             lambda: wait_until(self.incidents, timeout=90, what="the incident"),
         )
         name = incident["metadata"]["name"]
-        step("level 1 paged: PagerDuty and Slack received it", lambda: self.standins.wait_for("pagerduty", 1, 30))
+        step("level 1 paged: PagerDuty and Slack received it", lambda: self._paged(1, 30))
         step(
             f"nobody acknowledged within {SECOND_LEVEL_AFTER}: level 2 (bob) paged",
-            lambda: self.standins.wait_for("pagerduty", 2, 60),
+            lambda: self._paged(2, 60),
         )
         note(f"$ kubectl get incidents -n {NAMESPACE}   (LEVEL)\n{self.kubectl('get', 'incidents', '-n', NAMESPACE)}")
         note(f"$ kubectl incident ack {name} -n {NAMESPACE} --by alice")
         note(self.plugin("ack", name, "-n", NAMESPACE, "--by", "alice"))
         step(
             "the acknowledgement stops the chain; PagerDuty hears 'acknowledge'",
-            lambda: self.standins.wait_for("pagerduty", 3, 30),
+            lambda: self._paged(3, 30),
         )
         described = self.plugin("describe", name, "-n", NAMESPACE)
         note("\n".join(_section(described, "Escalation:")))
@@ -317,7 +326,7 @@ class Demo:
         note(self.kubectl("get", "incidents", "-n", NAMESPACE))
         step(
             "everyone paged hears it is resolved (PagerDuty 'resolve')",
-            lambda: self.standins.wait_for("pagerduty", 4, 30),
+            lambda: self._paged(4, 30),
         )
         note(f"$ kubectl incident timeline {name} -n {NAMESPACE}")
         note(self.plugin("timeline", name, "-n", NAMESPACE))
@@ -382,6 +391,8 @@ class Demo:
 
     def stop(self) -> None:
         if self.keep:
+            for what, pid in self._running():
+                leftovers.record(pid, what)
             self._explain_what_is_running()
             return
         say("Tearing down (run `make demo KEEP=1` to leave everything running and poke around).")
@@ -415,9 +426,18 @@ class Demo:
             )
         for server in self.servers:
             note(f"{type(server).__name__}: {server.url}")
-        pids = [p.process.pid for p in (self.operator, self.workload) if p and p.process.pid]
-        pids += [s.process.pid for s in self.servers if s.process.pid]
-        note(f"stop it all: kill {' '.join(map(str, pids))}; make cluster-down")
+        note(f"stand-ins (PagerDuty, Slack...): {self.standins.url}   (log: {self.work / 'standins.log'})")
+        note(
+            f"a second bad release pages as the first did: kubectl set image deployment/{SERVICE} -n {NAMESPACE} "
+            f"{SERVICE}=demo/checkout:v3"
+        )
+        note("stop it all: make cluster-down (it stops these processes too)")
+
+    def _running(self) -> list[tuple[str, int]]:
+        found = [(name, p.process.pid) for name, p in (("operator", self.operator), ("workload", self.workload)) if p]
+        found += [(type(s).__name__.lower(), s.process.pid) for s in self.servers]
+        found.append(("standins", self.standins.process.pid))
+        return found
 
 
 @contextlib.contextmanager

@@ -105,6 +105,23 @@ class Received:
             "response": self.response.decode("utf-8", errors="replace"),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Received:
+        """A request as the control API returned it (another process's stand-ins)."""
+        return cls(
+            service=str(data["service"]),
+            method=str(data["method"]),
+            path=str(data["path"]),
+            headers=dict(data.get("headers") or {}),
+            body=str(data.get("body") or "").encode(),
+            json=data.get("json"),
+            form=data.get("form"),
+            status=int(data["status"]),
+            at=float(data["at"]),
+            faulted=bool(data.get("faulted")),
+            response=str(data.get("response") or "").encode(),
+        )
+
     def response_json(self) -> Any | None:
         """The answer parsed as JSON, or None when it is not JSON (Slack's `ok`, plain-text errors)."""
         try:
