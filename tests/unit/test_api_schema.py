@@ -88,7 +88,7 @@ VALID_WITH_PROMETHEUS_UNITS = [
     ("DetectionRule", ["spec", "resolveAfter"], "1w"),
     ("Runbook", ["spec", "safety", "cooldown"], "1d12h"),
     ("Runbook", ["spec", "verify", "timeout"], "1.5d"),
-    ("EscalationPolicy", ["spec", "levels", 3, "after"], "1d"),
+    ("EscalationPolicy", ["spec", "levels", 1, "after"], "1d"),
     ("EscalationPolicy", ["spec", "schedules", 0, "rotation"], "1w"),
     ("EscalationPolicy", ["spec", "repeat", "interval"], "1y"),
 ]
@@ -144,7 +144,7 @@ def test_unknown_field_is_refused_by_the_model() -> None:
         ),
         (
             "EscalationPolicy",
-            lambda d: d["spec"]["levels"][0]["channels"][0].pop("secretRef"),
+            lambda d: d["spec"]["levels"][0]["channels"].__setitem__(0, {"type": "slack", "slackChannel": "#inc"}),
             "slack channel needs secretRef",
             "slack, pagerduty, sms, phone and statuspage channels need secretRef",
         ),

@@ -48,15 +48,6 @@ from incidentops.cli.actions import (
 )
 from incidentops.cli.oncall import next_shifts, oncall_rows
 from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
-from incidentops.cli.rules import (
-    live_warning,
-    parse_labels,
-    parse_rule,
-    rule_from_file,
-    simulated_incident,
-    try_rule,
-    when,
-)
 from incidentops.cli.selection import (
     IncidentSummary,
     SelectionError,
@@ -694,6 +685,7 @@ def test_rule(rule: str, at_: str | None, prometheus: str | None) -> None:
     """Evaluate a DetectionRule (a YAML file, or one in the cluster) on Prometheus now; opens nothing."""
     import os  # noqa: PLC0415
 
+    from incidentops.cli.rules import parse_rule, rule_from_file, try_rule, when  # noqa: PLC0415 - loads Prometheus'
     from incidentops.prometheus import Prometheus  # noqa: PLC0415 - only this verb queries Prometheus
 
     if not prometheus:
@@ -752,6 +744,8 @@ def simulate(
     incident back. Its title starts with [simulation] or [drill]; it carries the label
     incidentops.dev/simulation and spec.simulation.
     """
+    from incidentops.cli.rules import live_warning, parse_labels, simulated_incident  # noqa: PLC0415
+
     session = click.get_current_context().ensure_object(Session)
     namespace = session.resolved_namespace()
     try:

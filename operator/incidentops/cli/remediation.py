@@ -12,8 +12,6 @@ from incidentops.api.v1alpha1.incident import Approval, StepState
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.cli.actions import Incident, Obj, Refused, check_open
 from incidentops.kube import KubeClient, KubeError
-from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import ActionError, Context
 from incidentops.remediation.selection import IncidentFacts, matches, specificity
 from incidentops.remediation.targets import NoTarget, resolve
 
@@ -60,6 +58,10 @@ def check_mitigate(incident: Incident, runbook: str) -> None:
 
 def would_change(kube: KubeClient, incident: Incident, runbook: RunbookSpec) -> list[str]:
     """What each step would change now, from the same server-side dry runs the operator makes."""
+    # The actions (httpx, the egress checks...) load only for this verb: every plugin call pays for its imports.
+    from incidentops.remediation.actions import REGISTRY  # noqa: PLC0415
+    from incidentops.remediation.actions.base import ActionError, Context  # noqa: PLC0415
+
     facts = IncidentFacts.of(incident.spec, incident.status)
     context = Context(
         incident=f"{incident.namespace}/{incident.name}",

@@ -1,1 +1,1 @@
-"""Remediation: which runbook applies, whether it may act, what it would change (issue 8, in progress)."""
+"""Remediation: which runbook applies, whether it may act, what it would change, and doing it safely."""

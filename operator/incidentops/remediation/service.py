@@ -37,14 +37,14 @@ from incidentops.metrics import ACTIONS, GUARD_BLOCKS, REMEDIATIONS, TIME_TO_FIR
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.remediation import engine, verification
 from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import ActionError, Context, Plan, Target
+from incidentops.remediation.actions.base import ActionError, Context, Plan
 from incidentops.remediation.engine import Notice, Observed
 from incidentops.remediation.guards import Hold, PastRun, Proposal, Verdict, accepted_approvals, network_partition
 from incidentops.remediation.guards import decide as judge
 from incidentops.remediation.ledger import Ledger
 from incidentops.remediation.outcomes import settle
 from incidentops.remediation.selection import IncidentFacts, choose
-from incidentops.remediation.targets import CHANGES_NOTHING, NoTarget, resolve
+from incidentops.remediation.targets import CHANGES_NOTHING, NoTarget, Target, resolve
 from incidentops.remediation.verification import QueryResult
 from incidentops.triage.rules import runbook_fit
 

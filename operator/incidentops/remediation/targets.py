@@ -7,10 +7,23 @@ there must not reach, through the operator's permissions, workloads of another n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from incidentops.api.v1alpha1.incident import IncidentSpec
 from incidentops.api.v1alpha1.runbook import Action, RunbookStep, step_refusal
-from incidentops.remediation.actions.base import Target
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the step acts on: a Deployment (most actions) or a Node (cordon; no namespace)."""
+
+    namespace: str
+    name: str
+    kind: str = "Deployment"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
 
 NO_TARGET_ACTIONS = frozenset({Action.PROMQL_CHECK, Action.HTTP, Action.NOTIFY})
 # Steps that change nothing need no approval and never count against the storm budget.

@@ -15,22 +15,11 @@ from incidentops.egress import EgressPolicy
 from incidentops.kube import KubeClient, Obj
 from incidentops.prometheus import Prometheus
 from incidentops.remediation.diff import spec_diff
+from incidentops.remediation.targets import Target
 
 ACTION_KEY_ANNOTATION = "incidentops.dev/action-key"
 ACTED_BY_ANNOTATION = "incidentops.dev/acted-for"
 OPT_OUT_ANNOTATION = "incidentops.dev/remediation"
-
-
-@dataclass(frozen=True)
-class Target:
-    """What the step acts on: a Deployment (most actions) or a Node (cordon; no namespace)."""
-
-    namespace: str
-    name: str
-    kind: str = "Deployment"
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.kind}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from incidentops.remediation.actions.base import (
     ActionError,
     Context,
     Plan,
-    Target,
     annotation,
     opted_out,
     refused,
 )
+from incidentops.remediation.targets import Target
 
 
 def _schedulable(nodes: list[dict[str, Any]]) -> list[str]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient, NotFound, Obj
-from incidentops.remediation.actions.base import ActionError, Context, Plan, Target, opted_out, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, opted_out, refused
+from incidentops.remediation.targets import Target
 
 
 def _ready(pod: Obj) -> bool:

@@ -19,7 +19,8 @@ import httpx
 from incidentops.egress import Destination, EgressPolicy, Refused
 from incidentops.kube import KubeClient
 from incidentops.redaction import excerpt, safe_url
-from incidentops.remediation.actions.base import ActionError, Context, Plan, Target, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, refused
+from incidentops.remediation.targets import Target
 
 MAX_REDIRECTS = 5
 EXCERPT = 200

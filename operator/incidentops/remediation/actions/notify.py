@@ -11,7 +11,8 @@ from string import Template
 from typing import Any
 
 from incidentops.kube import KubeClient
-from incidentops.remediation.actions.base import Context, Plan, Target, refused
+from incidentops.remediation.actions.base import Context, Plan, refused
+from incidentops.remediation.targets import Target
 
 
 class Notify:

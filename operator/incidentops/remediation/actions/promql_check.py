@@ -11,7 +11,8 @@ from typing import Any
 
 from incidentops.kube import KubeClient
 from incidentops.prometheus import PrometheusError
-from incidentops.remediation.actions.base import ActionError, Context, Plan, Target, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, refused
+from incidentops.remediation.targets import Target
 
 
 class PromqlCheck:

@@ -11,15 +11,8 @@ from typing import Any
 
 from incidentops.api.v1alpha1.common import format_time
 from incidentops.kube import KubeClient
-from incidentops.remediation.actions.base import (
-    Context,
-    PatchesDeployment,
-    Plan,
-    Target,
-    deployment_or_refusal,
-    dry_run,
-    keyed,
-)
+from incidentops.remediation.actions.base import Context, PatchesDeployment, Plan, deployment_or_refusal, dry_run, keyed
+from incidentops.remediation.targets import Target
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 

@@ -15,13 +15,13 @@ from incidentops.remediation.actions.base import (
     Context,
     PatchesDeployment,
     Plan,
-    Target,
     deployment_or_refusal,
     dry_run,
     keyed_replace,
     refused,
 )
 from incidentops.remediation.revisions import TEMPLATE_HASH, ReplicaSetRevision, choose_target
+from incidentops.remediation.targets import Target
 
 
 def _selector(live: Obj) -> str:

@@ -14,12 +14,12 @@ from incidentops.remediation.actions.base import (
     Context,
     PatchesDeployment,
     Plan,
-    Target,
     deployment_or_refusal,
     dry_run,
     keyed,
     refused,
 )
+from incidentops.remediation.targets import Target
 
 
 def _hpa_owner(kube: KubeClient, target: Target) -> str | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient, Obj
-from incidentops.remediation.actions.base import Context, Plan, Target
+from incidentops.remediation.actions.base import Context, Plan
+from incidentops.remediation.targets import Target
 
 
 def rollout_complete(live: Obj) -> bool:
