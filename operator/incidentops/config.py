@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from incidentops.api.v1alpha1.common import Severity, parse_duration
+from incidentops.api.v1alpha1.common import DEFAULT_SEVERITY_MAP, Severity, parse_duration
 from incidentops.egress import EgressPolicy, Protected, parse_rules
 
 PREFIX = "INCIDENTOPS_"
@@ -19,46 +19,6 @@ PREFIX = "INCIDENTOPS_"
 
 class ConfigError(ValueError):
     """A setting is wrong; the message names the variable and what is expected."""
-
-
-# The one table of severity names: alert labels (INCIDENTOPS_SEVERITY_LABELS), the events API and the
-# plugin's arguments all read it. P1..P5 follow PagerDuty and Opsgenie (P1 is the top priority);
-# P0, which some teams use above P1, is SEV1 too. INCIDENTOPS_SEVERITY_MAP is merged over it.
-DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
-    "sev1": Severity.SEV1,
-    "p0": Severity.SEV1,
-    "p1": Severity.SEV1,
-    "critical": Severity.SEV1,
-    "page": Severity.SEV1,
-    "emergency": Severity.SEV1,
-    "sev2": Severity.SEV2,
-    "p2": Severity.SEV2,
-    "high": Severity.SEV2,
-    "major": Severity.SEV2,
-    "error": Severity.SEV2,
-    "sev3": Severity.SEV3,
-    "p3": Severity.SEV3,
-    "warning": Severity.SEV3,
-    "medium": Severity.SEV3,
-    "moderate": Severity.SEV3,
-    "sev4": Severity.SEV4,
-    "p4": Severity.SEV4,
-    "low": Severity.SEV4,
-    "minor": Severity.SEV4,
-    "sev5": Severity.SEV5,
-    "p5": Severity.SEV5,
-    "info": Severity.SEV5,
-    "informational": Severity.SEV5,
-    "none": Severity.SEV5,
-}
-
-
-def severity_aliases(table: Mapping[str, Severity] | None = None) -> str:
-    """The table in words, for help texts and kubectl explain: "SEV1: sev1, p0, p1, critical, ...; SEV2: ..."."""
-    table = DEFAULT_SEVERITY_MAP if table is None else table
-    return "; ".join(
-        f"{level}: {', '.join(name for name, mapped in table.items() if mapped == level)}" for level in Severity
-    )
 
 
 def severity_map(environ: Mapping[str, str] | None = None) -> dict[str, Severity]:

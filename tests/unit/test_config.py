@@ -1,7 +1,7 @@
 import pytest
 
-from incidentops.api.v1alpha1.common import Severity, parse_duration
-from incidentops.config import ConfigError, load, severity_aliases, severity_map, unknown_settings
+from incidentops.api.v1alpha1.common import Severity, parse_duration, severity_aliases
+from incidentops.config import ConfigError, load, severity_map, unknown_settings
 
 BASE = {"INCIDENTOPS_WEBHOOK_TOKEN": "t"}
 

@@ -19,7 +19,7 @@ import click
 from pydantic import ValidationError
 from rich.text import Text
 
-from incidentops.api.v1alpha1.common import Severity, format_time, located, parse_duration, parse_time
+from incidentops.api.v1alpha1.common import Severity, format_time, located, parse_duration, parse_time, severity_aliases
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import EscalationRequest, IncidentState
 from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, INCIDENT, RUNBOOK
@@ -57,7 +57,6 @@ from incidentops.cli.selection import (
     severity_notes,
 )
 from incidentops.cli.session import Session, SessionError, explain
-from incidentops.config import severity_aliases
 from incidentops.kube import KubeError, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])

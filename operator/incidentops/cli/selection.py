@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.common import Severity, severity_aliases
 from incidentops.api.v1alpha1.incident import OPEN_STATES, IncidentState
-from incidentops.config import severity_aliases, severity_map
+from incidentops.config import severity_map
 
 _SEVERITY_RANK = {severity.value: rank for rank, severity in enumerate(Severity)}
 _STATE_BY_LOWER = {state.value.lower(): state for state in IncidentState}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -151,6 +152,46 @@ class Severity(StrEnum):
     SEV3 = "SEV3"
     SEV4 = "SEV4"
     SEV5 = "SEV5"
+
+
+# The one table of severity names: alert labels (INCIDENTOPS_SEVERITY_LABELS), the events API and the
+# plugin's arguments all read it. P1..P5 follow PagerDuty and Opsgenie (P1 is the top priority);
+# P0, which some teams use above P1, is SEV1 too. INCIDENTOPS_SEVERITY_MAP is merged over it.
+DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
+    "sev1": Severity.SEV1,
+    "p0": Severity.SEV1,
+    "p1": Severity.SEV1,
+    "critical": Severity.SEV1,
+    "page": Severity.SEV1,
+    "emergency": Severity.SEV1,
+    "sev2": Severity.SEV2,
+    "p2": Severity.SEV2,
+    "high": Severity.SEV2,
+    "major": Severity.SEV2,
+    "error": Severity.SEV2,
+    "sev3": Severity.SEV3,
+    "p3": Severity.SEV3,
+    "warning": Severity.SEV3,
+    "medium": Severity.SEV3,
+    "moderate": Severity.SEV3,
+    "sev4": Severity.SEV4,
+    "p4": Severity.SEV4,
+    "low": Severity.SEV4,
+    "minor": Severity.SEV4,
+    "sev5": Severity.SEV5,
+    "p5": Severity.SEV5,
+    "info": Severity.SEV5,
+    "informational": Severity.SEV5,
+    "none": Severity.SEV5,
+}
+
+
+def severity_aliases(table: Mapping[str, Severity] | None = None) -> str:
+    """The table in words, for help texts and kubectl explain: "SEV1: sev1, p0, p1, critical, ...; SEV2: ..."."""
+    table = DEFAULT_SEVERITY_MAP if table is None else table
+    return "; ".join(
+        f"{level}: {', '.join(name for name, mapped in table.items() if mapped == level)}" for level in Severity
+    )
 
 
 class Category(StrEnum):

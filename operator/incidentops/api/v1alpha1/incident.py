@@ -21,6 +21,7 @@ from incidentops.api.v1alpha1.common import (
     StatusModel,
     Timestamp,
     WorkloadReference,
+    severity_aliases,
 )
 from incidentops.api.v1alpha1.conditions import Condition
 
@@ -207,7 +208,9 @@ class IncidentSpec(Model):
         Field(
             description="How bad the incident is, SEV1 (worst) to SEV5. The ingester sets the worst severity of "
             "the alerts that opened it, and status.severity follows later alerts. A human's change here (kubectl "
-            f"incident severity) sets status.severity, and alerts no longer change it. {SEVERITY_LEVELS}"
+            f"incident severity) sets status.severity, and alerts no longer change it. {SEVERITY_LEVELS} Alert "
+            f"severity labels, events and the plugin read names through one table (INCIDENTOPS_SEVERITY_MAP adds "
+            f"to it): {severity_aliases()}."
         ),
     ]
     category: Annotated[
