@@ -231,15 +231,7 @@ class EgressPolicy:
             return refused
         service = self._service_of(host, namespace)
         if service is not None and self.namespace_services and not self._named(host, port):
-            if service[0] != namespace:
-                return Refused(
-                    "OtherNamespace",
-                    f"{host} is a Service of namespace {service[0]}: only Services of {namespace} are called "
-                    f"unless {self.setting} allows the host",
-                )
-            if service == ("default", "kubernetes"):
-                return Refused("Apiserver", "kubernetes.default is the apiserver: never called")
-            return None
+            return self._elsewhere(host, service, namespace)
         if _is_ip(host):
             address = ipaddress.ip_address(host)
             try:
@@ -250,6 +242,18 @@ class EgressPolicy:
         if self._named(host, port) or self.public:
             return None
         return self._not_allowed(host, port)
+
+    def _elsewhere(self, host: str, service: tuple[str, str], namespace: str) -> Refused | None:
+        """A Service of another namespace, or the apiserver's own: never one an object of `namespace` reaches."""
+        if service[0] != namespace:
+            return Refused(
+                "OtherNamespace",
+                f"{host} is a Service of namespace {service[0]}: only Services of {namespace} are called "
+                f"unless {self.setting} allows the host",
+            )
+        if service == ("default", "kubernetes"):
+            return Refused("Apiserver", "kubernetes.default is the apiserver: never called")
+        return None
 
     def _not_allowed(self, host: str, port: int) -> Refused:
         allowed = ", ".join(str(r) for r in self.rules) or "nothing"
@@ -315,14 +319,9 @@ class EgressPolicy:
         services: ServiceLookup | None,
     ) -> Destination:
         where, name = service
-        if where != namespace:
-            raise Refused(
-                "OtherNamespace",
-                f"{host} is a Service of namespace {where}: only Services of {namespace} are called "
-                f"unless {self.setting} allows the host",
-            )
-        if service == ("default", "kubernetes"):
-            raise Refused("Apiserver", "kubernetes.default is the apiserver: never called")
+        refused = self._elsewhere(host, service, namespace)
+        if refused is not None:
+            raise refused
         found = services(where, name) if services is not None else None
         if found is None:
             raise Refused("ServiceNotFound", f"Service {where}/{name} does not exist")

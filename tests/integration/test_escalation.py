@@ -543,6 +543,12 @@ def test_the_sample_policies_are_accepted_by_the_apiserver(
     assert len(names) == 4
 
 
+def unpageable(target: dict[str, str]) -> dict[str, Any]:
+    """A level whose only channel names a Secret that does not exist: its policy is Ready=False SecretNotFound."""
+    channel = {"type": "slack", "secretRef": {"name": "no-such-secret", "key": "url"}}
+    return {"name": "team", "after": "0s", "targets": [target], "channels": [channel]}
+
+
 def test_a_broken_policy_is_passed_over_and_notified_means_delivered(
     kube_cluster: KubeCluster,
     crds: list[str],
@@ -552,12 +558,7 @@ def test_a_broken_policy_is_passed_over_and_notified_means_delivered(
 ) -> None:
     """The trial's sev4-team-channel: Ready=False SecretNotFound, yet chosen, and the timeline said it paged."""
     setup_secrets(kube_cluster, namespace, standins)
-    team = {
-        "name": "team",
-        "after": "0s",
-        "targets": [{"type": "team", "name": "sre"}],
-        "channels": [{"type": "slack", "secretRef": {"name": "no-such-secret", "key": "url"}}],
-    }
+    team = unpageable({"type": "team", "name": "sre"})
     policy(kube_cluster, namespace, "sev4-team-channel", [team], match={"severities": ["SEV4", "SEV5"]})
     fallback = {**two_levels(standins, "1h")[1], "after": "0s", "name": "fallback"}
     policy(kube_cluster, namespace, "fallback", [fallback])
@@ -594,13 +595,7 @@ def test_nobody_paged_for_a_typo_is_loud(
 ) -> None:
     """An event for namespace no-such-namespace opened an incident elsewhere that nobody heard of."""
     setup_secrets(kube_cluster, namespace, standins)
-    broken = {
-        "name": "team",
-        "after": "0s",
-        "targets": [{"type": "user", "name": "alice"}],
-        "channels": [{"type": "slack", "secretRef": {"name": "no-such-secret", "key": "url"}}],
-    }
-    policy(kube_cluster, namespace, "only-one", [broken])
+    policy(kube_cluster, namespace, "only-one", [unpageable({"type": "user", "name": "alice"})])
     operator = operator_factory([namespace], env=env_for(namespace, standins))
     event = {
         "type": "alert.fired",

@@ -456,23 +456,15 @@ class Responder:
                 raise
             return _refusal("DryRunRefused", f"the dry run of {step.action} on {target} was refused: {error}", target)
         verdict = self._verdict(obj, spec, status, runbook, step, target, now)
-        if plan.refusal is None and spec.rehearsal:
+        # Planned and checked, not applied: a rehearsal (kubectl incident simulate), or safety.dryRunOnly.
+        dry = None
+        if spec.rehearsal:
+            dry = f"rehearsal: would {plan.reason or step.action} ({_how(verdict, step)})"
+        elif runbook.safety.dry_run_only:
+            dry = "dry run only (safety.dryRunOnly): " + (plan.reason or "planned change recorded")
+        if plan.refusal is None and dry is not None:
             return Observed(
-                diff=plan.diff,
-                nothing_to_do=True,
-                dry_run=True,
-                verdict=verdict,
-                target=str(target),
-                message=f"rehearsal: would {plan.reason or step.action} ({_how(verdict, step)})",
-            )
-        if plan.refusal is None and runbook.safety.dry_run_only:
-            return Observed(
-                diff=plan.diff,
-                nothing_to_do=True,
-                dry_run=True,
-                verdict=verdict,
-                target=str(target),
-                message="dry run only (safety.dryRunOnly): " + (plan.reason or "planned change recorded"),
+                diff=plan.diff, nothing_to_do=True, dry_run=True, verdict=verdict, target=str(target), message=dry
             )
         return Observed(
             diff=plan.diff,
