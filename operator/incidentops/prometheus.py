@@ -19,6 +19,8 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
+from incidentops.redaction import origin, redact
+
 # urllib3 logs every retry of a refused connection; with a thousand rules and Prometheus down that is
 # a flood. The callers log what failed, once, in their own words.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
@@ -84,10 +86,12 @@ class Prometheus:
             unreachable = status >= 500 or status in (0, 429)
             raise PrometheusError(f"Prometheus refused the query: {_refusal(error)}", unreachable=unreachable) from None
         except (RequestException, OSError) as error:
-            raise PrometheusError(f"Prometheus at {self.url} did not answer: {error}", unreachable=True) from None
+            raise PrometheusError(
+                f"Prometheus at {origin(self.url)} did not answer: {redact(str(error), [self.url])}", unreachable=True
+            ) from None
         except ValueError as error:  # an answer that is not JSON: a proxy's error page, say
             raise PrometheusError(
-                f"Prometheus at {self.url} answered something else: {error}", unreachable=True
+                f"Prometheus at {origin(self.url)} answered something else: {error}", unreachable=True
             ) from None
         series = []
         for item in result or []:

@@ -255,3 +255,13 @@ def test_policy_choice_prefers_the_ref_then_the_most_specific_then_the_default()
     fallback = choose_policy("shop", None, "SEV3", "cart", [("b-sev1", sev1)], default="ops/default")
     assert (fallback.namespace, fallback.name) == ("ops", "default")
     assert choose_policy("shop", None, "SEV3", None, []).name is None
+
+
+def test_an_incident_over_before_escalation_looked_is_left_as_it_is() -> None:
+    """No policy, and resolved before the first look: writing an empty escalation part would be a write for nothing."""
+    spec, status = incident(state="Resolved")
+    sit = chain.Situation(
+        uid="u1", spec=spec, status=status, policy_name=None, policy=None, policy_reason="none", now=T0
+    )
+    decided = chain.decide(sit)
+    assert decided.status == status and decided.status.escalation is None and not decided.notices

@@ -333,6 +333,8 @@ def decide(sit: Situation) -> Decision:
             )
             status = status.model_copy(update={"conditions": conditions})
             notices.append(Notice("NoEscalationPolicy", message, warning=True))
+        elif status.escalation is None:
+            return Decision(status, notices, fired)  # over before anyone looked: nothing to record, no write
         return Decision(status.model_copy(update={"escalation": esc}), notices, fired)
     if esc.policy != sit.policy_name:
         if not is_open and esc.policy is None:
