@@ -180,3 +180,22 @@ def test_crds_have_status_subresource_printer_columns_and_short_names() -> None:
         assert "observedGeneration" in status and "conditions" in status
     columns = {c["name"] for c in crd(KIND_BY_NAME["Incident"])["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert {"Severity", "State", "Service", "Alerts", "Level", "Age"} <= columns
+
+
+def test_status_fields_no_model_knows_survive_a_round_trip_and_the_crd_keeps_them() -> None:
+    """A newer operator's fields (here postmortem, triage.model) come back as they went: nothing erased."""
+    from incidentops.api.v1alpha1.incident import IncidentStatus  # noqa: PLC0415
+
+    written = {
+        "state": "Detected",
+        "postmortem": {"name": "pm-1", "state": "Draft"},
+        "triage": {"source": "llm", "model": "claude-x", "toolCalls": [{"name": "recent_changes"}]},
+        "remediation": {"phase": "Running", "futureKnob": 3},
+    }
+    back = IncidentStatus.model_validate(written).wire()
+    assert back["postmortem"] == written["postmortem"]
+    assert back["triage"]["model"] == "claude-x" and back["triage"]["toolCalls"] == [{"name": "recent_changes"}]
+    assert back["remediation"]["futureKnob"] == 3
+    status = openapi_schema(KIND_BY_NAME["Incident"])["properties"]["status"]
+    assert status["x-kubernetes-preserve-unknown-fields"] is True
+    assert status["properties"]["remediation"]["x-kubernetes-preserve-unknown-fields"] is True

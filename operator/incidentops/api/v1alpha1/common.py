@@ -123,10 +123,15 @@ class Model(BaseModel):
 
 
 class StatusModel(Model):
-    """Base for status models: tolerant of fields written by newer or older operators."""
+    """Base for status models: fields this version does not know (a newer operator's) are kept, not erased.
+
+    A write is the whole status, read, changed and put back: with extra="ignore" an older replica
+    (a rolling upgrade) or a concern whose model lags would silently drop every field it does not
+    know. Kept as extras, they go back as they came; the CRD preserves them too.
+    """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True, defer_build=True
+        alias_generator=to_camel, populate_by_name=True, extra="allow", use_enum_values=True, defer_build=True
     )
 
 

@@ -76,6 +76,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     # validation (kubectl's default) and pruned otherwise.
     if out.get("additionalProperties") is False:
         del out["additionalProperties"]
+    # Status models keep fields they do not know (a newer operator's): the apiserver must keep them too.
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
     # Scalar defaults are applied by the apiserver; container defaults would only add diff noise.
     if out.get("default") is None or isinstance(out.get("default"), dict | list):
         out.pop("default", None)
