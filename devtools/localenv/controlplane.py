@@ -525,9 +525,13 @@ def _cluster_up_locked(bins: Path, nodes: int, timeout: float) -> Path:
         say("existing cluster was made with other binaries (or by hand); recreating it")
         _delete(bins)
         exists = False
-    if exists and _quick_health(nodes):
-        if not kubeconfig_path().is_file():
+    if exists and not kubeconfig_path().is_file() and _component_pids():
+        # Running, started from another checkout (the cluster is one per machine): this checkout only
+        # lacks the kubeconfig to see that it is healthy. Restarting it would leave kwok's nodes without
+        # a lease for minutes (pods Pending).
+        with contextlib.suppress(ControlPlaneError, OSError, yaml.YAMLError):
             _write_kubeconfig(bins)
+    if exists and _quick_health(nodes):
         say(f"cluster {CLUSTER_NAME} is already up ({time.monotonic() - started:.1f}s)")
         return kubeconfig_path()
     if exists:

@@ -25,7 +25,13 @@ from kubernetes import client as k8s
 
 from localenv import controlplane, leftovers
 from localenv.crds import install_crds
-from localenv.demo_workload import ERROR_RATIO, DemoWorkloadProcess, create_demo_deployment, error_ratio_rule
+from localenv.demo_workload import (
+    CONTAINER,
+    ERROR_RATIO,
+    DemoWorkloadProcess,
+    create_demo_deployment,
+    error_ratio_rule,
+)
 from localenv.monitoring import Alertmanager, Prometheus
 from localenv.operator_process import OperatorProcess
 from localenv.procs import free_port, wait_until
@@ -429,7 +435,7 @@ class Demo:
         note(f"stand-ins (PagerDuty, Slack...): {self.standins.url}   (log: {self.work / 'standins.log'})")
         note(
             f"a second bad release pages as the first did: kubectl set image deployment/{SERVICE} -n {NAMESPACE} "
-            f"{SERVICE}=demo/checkout:v3"
+            f"{CONTAINER}=demo/checkout:v3-bad   (the demo workload fails while its tag says bad)"
         )
         note("stop it all: make cluster-down (it stops these processes too)")
 

@@ -32,6 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from localenv.controlplane import api_client, to_plain
 from localenv.procs import ManagedProcess, WaitTimeout, free_port, wait_until
 
+CONTAINER = "app"  # the demo Deployment's one container (kubectl set image deployment/NAME app=...)
+
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 DEFAULT_IMAGE = "demo/app:v1"
 _BASE_MEMORY_BYTES = 64 * 1024 * 1024
@@ -81,7 +83,7 @@ def demo_deployment_manifest(name: str, image: str = DEFAULT_IMAGE, replicas: in
                 "spec": {
                     "containers": [
                         {
-                            "name": "app",
+                            "name": CONTAINER,
                             "image": image,
                             "ports": [{"name": "http", "containerPort": 8080}],
                             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
