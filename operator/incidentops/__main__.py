@@ -120,7 +120,7 @@ async def start_when_ready(what: str, service: Responder | Escalator, kopf_ready
             await service.start()
             return
         except KubeError as error:
-            log.warning("%s cannot start yet (%s); retrying in %.0fs", what, error, delay)
+            log.log(logs.waiting_level(error), "%s cannot start yet (%s); retrying in %.0fs", what, error, delay)
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 

@@ -47,6 +47,12 @@ class RetriesAreNotErrors(logging.Filter):
         return True
 
 
+def waiting_level(error: BaseException) -> int:
+    """INFO while the apiserver says it is starting (429, storage (re)initializing), else WARNING."""
+    text = str(error)
+    return logging.INFO if "429" in text or "initializing" in text or "TooManyRequests" in text else logging.WARNING
+
+
 def setup(fmt: Literal["json", "text"], level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RetriesAreNotErrors())  # on the handler: Kopf logs retries through many loggers

@@ -37,3 +37,14 @@ def test_retries_are_not_errors(message: str, level: str) -> None:
     record = logging.LogRecord("kopf._cogs.clients.api", logging.ERROR, __file__, 1, message, None, None)
     assert RetriesAreNotErrors().filter(record)
     assert record.levelname == level
+
+
+def test_an_apiserver_still_starting_is_info_anything_else_waiting_a_warning() -> None:
+    import logging  # noqa: PLC0415
+
+    from incidentops.kube import Unavailable  # noqa: PLC0415
+    from incidentops.logs import waiting_level  # noqa: PLC0415
+
+    starting = Unavailable("apiserver answered 429: storage is (re)initializing")
+    assert waiting_level(starting) == logging.INFO
+    assert waiting_level(Unavailable("apiserver unreachable: connection refused")) == logging.WARNING

@@ -34,6 +34,7 @@ from incidentops.detection.series import Sample, evaluate, rule_state
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.lifecycle.machine import append_timeline
+from incidentops.logs import waiting_level
 from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.readiness.lookup import ClusterLookup
@@ -162,7 +163,7 @@ class Evaluator:
         except NotFound:
             return None
         except Unavailable as away:
-            log.warning("rule %s/%s waits for the apiserver: %s", namespace, name, away)
+            log.log(waiting_level(away), "rule %s/%s waits for the apiserver: %s", namespace, name, away)
             return self.clock() + timedelta(seconds=5)
         status = DetectionRuleStatus.model_validate(obj.get("status") or {})
         try:

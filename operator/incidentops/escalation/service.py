@@ -45,6 +45,7 @@ from incidentops.escalation.templates import Templates, fields_of
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.lifecycle.intents import Notice
 from incidentops.lifecycle.machine import append_timeline
+from incidentops.logs import waiting_level
 from incidentops.metrics import ACKNOWLEDGEMENTS, ESCALATION_LATENESS, ESCALATION_LEVELS, NOTIFICATIONS, UNPAGED
 from incidentops.redaction import redact
 
@@ -211,7 +212,7 @@ class Escalator:
             except NotFound:
                 return None
             except Unavailable as error:
-                log.warning("escalation of %s/%s waits for the apiserver: %s", namespace, name, error)
+                log.log(waiting_level(error), "escalation of %s/%s waits for the apiserver: %s", namespace, name, error)
                 return self.clock() + self.poll
             if not again and not sent:
                 return nxt

@@ -33,6 +33,7 @@ from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.config import Config
 from incidentops.egress import protected_endpoints
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
+from incidentops.logs import waiting_level
 from incidentops.metrics import ACTIONS, GUARD_BLOCKS, REMEDIATIONS, TIME_TO_FIRST_ACTION, VERIFICATION_SECONDS
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.remediation import engine, verification
@@ -156,7 +157,9 @@ class Responder:
             except NotFound:
                 return None
             except Unavailable as error:
-                log.warning("remediation of %s/%s waits for the apiserver: %s", namespace, name, error)
+                log.log(
+                    waiting_level(error), "remediation of %s/%s waits for the apiserver: %s", namespace, name, error
+                )
                 return self.clock() + self.poll
             if not result.again:
                 return result.next_at
