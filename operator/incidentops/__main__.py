@@ -9,17 +9,20 @@ import signal
 import sys
 
 from incidentops import config as config_module
-from incidentops import logs
+from incidentops import logs, registry
+from incidentops.deadlines import Deadlines
 from incidentops.detection.service import Evaluator
-from incidentops.escalation.service import Escalator
 from incidentops.handlers import readiness
 from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
 from incidentops.handlers.operator import run_operator
+from incidentops.incidents.scheduler import IncidentScheduler
+from incidentops.incidents.turn import Turns
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, KubeClient, KubeError, load_api_client
+from incidentops.lifecycle.concern import move
 from incidentops.prometheus import Prometheus
-from incidentops.remediation.service import Responder
+from incidentops.readiness.rechecks import Rechecks
 
 log = logging.getLogger("incidentops")
 
@@ -33,16 +36,17 @@ async def run(config: config_module.Config) -> None:
             "kubeconfig file (or ~/.kube/config), or run the operator in a pod with a ServiceAccount"
         ) from None
     kube = AsyncKube(KubeClient(api_client), workers=config.kube_workers)
-    deps = Deps(config=config, kube=kube, ingestor=Ingestor(kube, config, utc_now))
     prometheus = await prometheus_of(config, kube)
-    deps.evaluator = Evaluator(kube, deps.ingestor, config, utc_now, prometheus)
-    if config.remediation:
-        deps.responder = Responder(kube, config, utc_now, prometheus)
-    else:
+    deadlines = Deadlines(utc_now, concurrency=16)
+    turns = Turns(kube, utc_now, mover=move)
+    concerns = registry.concerns(kube, config, utc_now, prometheus)
+    scheduler = IncidentScheduler(kube, turns, concerns, deadlines, utc_now, config.namespaces)
+    ingestor = Ingestor(kube, config, utc_now, turns)
+    deps = Deps(config=config, kube=kube, ingestor=ingestor, deadlines=deadlines, scheduler=scheduler)
+    deps.evaluator = Evaluator(kube, ingestor, config, utc_now, prometheus, deadlines, turns)
+    if not config.remediation:
         log.warning("remediation is OFF (INCIDENTOPS_REMEDIATION=false): runbooks are never run")
-    if config.escalation:
-        deps.escalator = Escalator(kube, config, utc_now)
-    else:
+    if not config.escalation:
         log.warning("escalation is OFF (INCIDENTOPS_ESCALATION=false): nobody is paged")
     tokens = TokenSource(config.webhook_token)
     if config.webhook_auth == "none":
@@ -57,12 +61,9 @@ async def run(config: config_module.Config) -> None:
     background: list[asyncio.Task[None]] = []
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
-    if deps.responder is not None:
-        background.append(asyncio.create_task(start_when_ready("remediation", deps.responder, kopf_ready)))
-    if deps.escalator is not None:
-        background.append(asyncio.create_task(start_when_ready("escalation", deps.escalator, kopf_ready)))
-    background.append(asyncio.create_task(readiness.recheck_forever(deps, kopf_ready)))
-    await deps.evaluator.start()
+    background.append(asyncio.create_task(start_when_ready(scheduler, kopf_ready)))
+    rechecks = Rechecks(kube, readiness.checked(deps), deadlines, utc_now, config.namespaces)
+    deadlines.start()
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
     try:
         runner = await serve(app, config.http_host, config.http_port)
@@ -78,16 +79,17 @@ async def run(config: config_module.Config) -> None:
         scope,
         config.home_namespace,
     )
+    background.append(asyncio.create_task(rechecks.start_when(kopf_ready)))
     try:
         await run_operator(deps, kopf_ready, stop)
     finally:
         for task in background:
             task.cancel()
-        if deps.responder is not None:
-            await deps.responder.stop()
-        if deps.escalator is not None:
-            await deps.escalator.stop()
-        await deps.evaluator.stop()
+        await deadlines.stop()
+        for concern in concerns:
+            closing = getattr(concern, "close", None)
+            if closing is not None:
+                await closing()
         await runner.cleanup()
         kube.close()
         log.info("incidentops stopped")
@@ -111,16 +113,19 @@ async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Promet
     return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
 
 
-async def start_when_ready(what: str, service: Responder | Escalator, kopf_ready: asyncio.Event) -> None:
-    """Start a service once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
+async def start_when_ready(scheduler: IncidentScheduler, kopf_ready: asyncio.Event) -> None:
+    """Feed the scheduler one LIST once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
     await kopf_ready.wait()
     delay = 1.0
     while True:
         try:
-            await service.start()
+            pending = await scheduler.start()
+            log.info("incidents looked at after start: %d have work", pending)
             return
         except KubeError as error:
-            log.log(logs.waiting_level(error), "%s cannot start yet (%s); retrying in %.0fs", what, error, delay)
+            log.log(
+                logs.waiting_level(error), "the incidents cannot be listed yet (%s); retrying in %.0fs", error, delay
+            )
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 

@@ -55,6 +55,9 @@ class DeadlineQueue:
     def pending(self) -> int:
         return len(self._due)
 
+    def due_keys(self) -> list[Hashable]:
+        return list(self._due)
+
     async def run(self) -> None:
         """Until cancelled: start each key's turn when it falls due."""
         while True:
@@ -84,7 +87,7 @@ class DeadlineQueue:
         except asyncio.CancelledError:
             raise
         except Exception:  # one incident's failure must not stop the others: try it again later
-            log.exception("%s turn for %s failed; trying again in %s", self._name, _shown(key), RETRY_AFTER_ERROR)
+            log.exception("turn for %s failed; trying again in %s", _shown(key), RETRY_AFTER_ERROR)
             nxt = self._clock() + RETRY_AFTER_ERROR
         finally:
             self._running.discard(key)
@@ -113,5 +116,53 @@ class DeadlineQueue:
 
 
 def _shown(key: Hashable) -> str:
-    """(namespace, name) as namespace/name."""
+    """("incident", (namespace, name)) as "incident namespace/name"."""
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], tuple):
+        return f"{key[0]} " + "/".join(str(part) for part in key[1])
     return "/".join(str(part) for part in key) if isinstance(key, tuple) else str(key)
+
+
+class Lane:
+    """One user's keys on the process's deadline queue (incident concerns, rule evaluations, rechecks)."""
+
+    def __init__(self, queue: DeadlineQueue, name: str) -> None:
+        self._queue = queue
+        self.name = name
+
+    def schedule(self, key: Hashable, at: datetime | None = None) -> None:
+        self._queue.schedule((self.name, key), at)
+
+    def forget(self, key: Hashable) -> None:
+        self._queue.forget((self.name, key))
+
+    def pending(self) -> int:
+        return sum(1 for k in self._queue.due_keys() if isinstance(k, tuple) and k and k[0] == self.name)
+
+
+class Deadlines:
+    """The one deadline queue of a process: every concern wakes through it, each on a lane of its own.
+
+    One heap, one runner, one pool of turn slots: a thousand rules and ten thousand incidents are
+    one queue, and a turn of one key never runs twice at once, whatever lane scheduled it.
+    """
+
+    def __init__(self, clock: Callable[[], datetime], concurrency: int = 16) -> None:
+        self._work: dict[str, Work] = {}
+        self.queue = DeadlineQueue(self._dispatch, clock, concurrency, name="deadline")
+
+    def lane(self, name: str, work: Work) -> Lane:
+        if name in self._work:
+            raise ValueError(f"lane {name} exists already")
+        self._work[name] = work
+        return Lane(self.queue, name)
+
+    async def _dispatch(self, key: Hashable) -> datetime | None:
+        assert isinstance(key, tuple)
+        lane, inner = key
+        return await self._work[str(lane)](inner)
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()

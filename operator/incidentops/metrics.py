@@ -37,10 +37,11 @@ KUBE_REQUEST_SECONDS = Histogram(
     ["verb", "result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-INCIDENT_WRITES = Counter(
-    "incidentops_incident_writes_total",
-    "Incident writes by the ingester: ok, conflict (recomputed from fresh state) or error.",
-    ["result"],
+STATUS_WRITES = Counter(
+    "incidentops_status_writes_total",
+    "Incident status writes by concern: ok, unchanged (nothing to write), conflict (lost a race: read and "
+    "decided again) or gave_up (kept losing; looked at again later).",
+    ["concern", "result"],
 )
 TIME_TO_ACKNOWLEDGE = Histogram(
     "incidentops_time_to_acknowledge_seconds",

@@ -23,10 +23,11 @@ from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import load
 from incidentops.ingest.alerts import MAX_LABEL_VALUE, MAX_LABELS, Alert, from_alertmanager, from_event
+from incidentops.ingest.concern import opening_status
 from incidentops.ingest.correlation import GroupKey, correlation_key
 from incidentops.ingest.merge import apply_alerts
 from incidentops.ingest.payloads import Reading, Unreadable, read_alertmanager, read_events, sanitized
-from incidentops.ingest.writer import new_incident, opening_status
+from incidentops.ingest.writer import new_incident
 
 CONFIG = load({"INCIDENTOPS_WEBHOOK_AUTH": "none"})
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ from incidentops.api.v1alpha1.incident import (
     IncidentStatus,
 )
 from incidentops.ingest.alerts import Alert
+from incidentops.ingest.concern import opening_status
 from incidentops.ingest.merge import apply_alerts, without_replays
-from incidentops.ingest.writer import opening_status
 from incidentops.lifecycle.machine import initial_status
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

@@ -18,7 +18,8 @@ from incidentops.api.v1alpha1.incident import (
     SeverityChoice,
     StateRequest,
 )
-from incidentops.ingest.writer import opening_status
+from incidentops.ingest.concern import opening_status
+from incidentops.lifecycle.concern import INGESTER_GRACE, awaits_ingester, severity_label_patch
 from incidentops.lifecycle.intents import reconcile_intents
 from incidentops.lifecycle.machine import (
     ALLOWED,
@@ -29,7 +30,6 @@ from incidentops.lifecycle.machine import (
     initial_status,
     transition,
 )
-from incidentops.lifecycle.service import INGESTER_GRACE, awaits_ingester, severity_label_patch
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 S = IncidentState

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
 from incidentops.api.v1alpha1.runbook import RunbookSpec
-from incidentops.handlers.readiness import _invalid
 from incidentops.readiness.checks import Verdict, check_escalation_policy, check_runbook
+from incidentops.readiness.verdicts import _invalid
 
 
 class Everything:

@@ -8,7 +8,7 @@ from incidentops.api.v1alpha1.common import Severity
 from incidentops.api.v1alpha1.incident import AlertsStatus, AlertSummary, IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.runbook import RunbookSpec
 from incidentops.remediation.revisions import ReplicaSetRevision, choose_target
-from incidentops.remediation.selection import IncidentFacts, choose
+from incidentops.triage.selection import IncidentFacts, choose
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 STEP = [{"name": "roll", "action": "rollback", "target": {"kind": "Deployment", "name": "checkout"}}]

@@ -13,20 +13,23 @@ from incidentops.api.v1alpha1.incident import (
     Approval,
     IncidentSpec,
     IncidentState,
+    IncidentStatus,
     RemediationStatus,
     RemediationStepStatus,
     StepState,
 )
 from incidentops.api.v1alpha1.runbook import Action, RunbookMatch, RunbookSpec, RunbookStep, Verification
+from incidentops.concern import Move, Notice
+from incidentops.lifecycle.concern import move
 from incidentops.lifecycle.machine import initial_status
 from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import Context, Target
-from incidentops.remediation.engine import Notice
+from incidentops.remediation.actions.base import Context
+from incidentops.remediation.concern import wants_turn
 from incidentops.remediation.guards import PastRun, accepted_approvals
 from incidentops.remediation.ledger import Ledger
 from incidentops.remediation.outcomes import settle
-from incidentops.remediation.service import _parsed, wants_turn
-from incidentops.remediation.targets import NoTarget, resolve
+from incidentops.remediation.steps import parsed as _parsed
+from incidentops.remediation.targets import NoTarget, Target, resolve
 from incidentops.remediation.verification import QueryResult, begin, next_check, turn
 from incidentops.triage.rules import runbook_fit
 
@@ -168,21 +171,34 @@ def test_outcomes_move_the_incident_and_set_remediated_and_escalated() -> None:
         phase="Running",
         steps=[RemediationStepStatus(name="rollback", action="rollback", state=StepState.PENDING)],
     )
-    status, _ = settle(status, chosen, [Notice("RunbookChosen", "matches")], T0)
-    acting, _ = settle(status, _running("Running", StepState.RUNNING), [], s(1))
-    assert acting.state == IncidentState.MITIGATING
-    verified, shown = settle(acting, _running("Verified", StepState.SUCCEEDED), [], s(30))
+    status, _, moves = settle(status, chosen, [Notice("RunbookChosen", "matches")], T0)
+    assert moves == []
+    acting = moved(*settle(status, _running("Running", StepState.RUNNING), [], s(1)), s(1))
+    assert acting.state == IncidentState.MITIGATING  # asked of the lifecycle, which allows it
+    verified, shown, moves = settle(acting, _running("Verified", StepState.SUCCEEDED), [], s(30))
+    verified = moved(verified, shown, moves, s(30))
     assert verified.state == IncidentState.MONITORING and verified.mitigated_at == s(30)
+    # Starting a run later does not take an incident back from Monitoring to Mitigating.
+    again, _, moves = settle(verified, _running("Running", StepState.RUNNING), [], s(40))
+    assert moved(again, [], moves, s(40)).state == IncidentState.MONITORING
     conditions = {c.type: (c.status, c.reason) for c in verified.conditions}
     assert conditions["Remediated"] == ("True", "Verified")
     assert "RemediationVerified" in [n.reason for n in shown]
     failed_run = _running("Failed", StepState.ROLLED_BACK).model_copy(update={"failure": "VerificationFailed"})
-    failed, shown = settle(acting, failed_run, [], s(30), escalate=True)
+    failed, shown, moves = settle(acting, failed_run, [], s(30), escalate=True)
+    assert moves == []
     conditions = {c.type: (c.status, c.reason) for c in failed.conditions}
     assert conditions["Remediated"] == ("False", "VerificationFailed")
     assert conditions["Escalated"] == ("True", "RemediationFailed")
     assert failed.state == IncidentState.MITIGATING  # not fixed: it stays where humans pick it up
     assert {"EscalationRequested", "RemediationFailed"} <= {n.reason for n in shown}
+
+
+def moved(status: IncidentStatus, shown: Any, moves: list[Move], at: datetime) -> IncidentStatus:
+    """What the lifecycle makes of the moves remediation asked for."""
+    for requested in moves:
+        status = move(status, requested, at, None)
+    return status
 
 
 def _body(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -191,7 +207,8 @@ def _body(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
 
 def test_watch_events_wake_the_responder_only_when_there_is_work() -> None:
     assert not wants_turn(_body({}))  # no status yet: the ingester's
-    assert wants_turn(_body({"state": "Detected"}))  # no runbook chosen yet
+    assert not wants_turn(_body({"state": "Detected"}))  # triage has not chosen yet: it goes first
+    assert wants_turn(_body({"state": "Detected", "triage": {"source": "rules"}}))  # triaged, no run yet
     assert not wants_turn(_body({"state": "Resolved"}))
     waiting = {"phase": "AwaitingApproval", "runbook": "rb", "steps": [{"name": "x", "state": "AwaitingApproval"}]}
     assert not wants_turn(_body({"state": "Detected", "remediation": waiting}))

@@ -12,8 +12,8 @@ from incidentops.api.v1alpha1.incident import Approval, StepState
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
 from incidentops.cli.actions import Incident, Obj, Refused, check_open
 from incidentops.kube import KubeClient, KubeError
-from incidentops.remediation.selection import IncidentFacts, matches, specificity
 from incidentops.remediation.targets import NoTarget, resolve
+from incidentops.triage.selection import IncidentFacts, matches, specificity
 
 ACTIVE = ("Running", "Verifying", "Undoing")
 

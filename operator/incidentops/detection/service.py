@@ -23,17 +23,17 @@ from pydantic import ValidationError
 from incidentops.api.v1alpha1.common import located, parse_duration
 from incidentops.api.v1alpha1.conditions import find_condition, set_condition
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, DetectionRuleStatus, SeriesState
-from incidentops.api.v1alpha1.incident import IncidentStatus
-from incidentops.api.v1alpha1.resources import DETECTION_RULE, INCIDENT
+from incidentops.api.v1alpha1.resources import DETECTION_RULE
 from incidentops.config import Config
-from incidentops.deadlines import DeadlineQueue
+from incidentops.deadlines import Deadlines
 from incidentops.detection.alerts import alert_for
 from incidentops.detection.compile import expects_absence, expression, metric_names
 from incidentops.detection.health import NO_DATA_AFTER, RECHECK, Health, RuleHealth, no_data_message
 from incidentops.detection.series import Sample, evaluate, rule_state
+from incidentops.incidents.note import Note
+from incidentops.incidents.turn import Turns
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
-from incidentops.lifecycle.machine import append_timeline
 from incidentops.logs import waiting_level
 from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS
 from incidentops.prometheus import Prometheus, PrometheusError
@@ -66,23 +66,20 @@ class Evaluator:
         config: Config,
         clock: Callable[[], datetime],
         prometheus: Prometheus | None,
+        deadlines: Deadlines,
+        turns: Turns,
     ) -> None:
         self.kube = kube
         self.ingestor = ingestor
         self.config = config
         self.clock = clock
         self.prometheus = prometheus
-        self.queue = DeadlineQueue(self._turn, clock, concurrency=8, name="detection rule")
+        self.turns = turns
+        self.queue = deadlines.lane("detection rule", self._turn)
         self.health = RuleHealth(ClusterLookup(kube))
         self._generations: dict[Key, int] = {}
         self._due: dict[Key, datetime] = {}
         self._background: set[asyncio.Task[Any]] = set()
-
-    async def start(self) -> None:
-        self.queue.start()
-
-    async def stop(self) -> None:
-        await self.queue.stop()
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """A rule as the watch saw it: new rules join their grid; a changed spec is evaluated at once."""
@@ -143,18 +140,10 @@ class Evaluator:
 
     async def _note(self, namespace: str, name: str, why: str) -> None:
         """Say in the incident's own timeline why its rule's alerts resolved (a deleted or disabled rule)."""
-        for _ in range(5):
-            try:
-                obj = await self.kube.get(INCIDENT, namespace, name)
-                status = IncidentStatus.model_validate(obj.get("status") or {})
-                noted = append_timeline(status, self.clock(), "DetectionRuleGone", f"{why}: its alerts are resolved")
-                await self.kube.replace_status(INCIDENT, {**obj, "status": noted.wire()})
-                return
-            except Conflict:
-                continue
-            except KubeError as error:
-                log.warning("could not note on incident %s/%s that %s: %s", namespace, name, why, error)
-                return
+        try:
+            await self.turns.run((namespace, name), [Note("DetectionRuleGone", f"{why}: its alerts are resolved")])
+        except KubeError as error:
+            log.warning("could not note on incident %s/%s that %s: %s", namespace, name, why, error)
 
     async def _turn(self, key: Hashable) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])  # type: ignore[index]

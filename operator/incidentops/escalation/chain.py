@@ -26,9 +26,9 @@ from incidentops.api.v1alpha1.incident import (
     NotificationDelivery,
     NotificationEvent,
 )
+from incidentops.concern import Notice
 from incidentops.escalation.contacts import Directory
 from incidentops.escalation.schedules import on_call
-from incidentops.lifecycle.intents import Notice
 from incidentops.lifecycle.machine import append_timeline
 
 ACTOR = "incidentops"

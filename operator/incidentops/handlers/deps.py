@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from incidentops.config import Config
+from incidentops.deadlines import Deadlines
 from incidentops.detection.service import Evaluator
-from incidentops.escalation.service import Escalator
+from incidentops.incidents.scheduler import IncidentScheduler
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube
-from incidentops.remediation.service import Responder
 
 
 def utc_now() -> datetime:
@@ -23,7 +23,7 @@ class Deps:
     config: Config
     kube: AsyncKube
     ingestor: Ingestor
+    deadlines: Deadlines
+    scheduler: IncidentScheduler
     clock: Callable[[], datetime] = utc_now
-    responder: Responder | None = None
     evaluator: Evaluator | None = None
-    escalator: Escalator | None = None

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from incidentops.api.v1alpha1.common import is_dns_label
 from incidentops.config import Config
+from incidentops.incidents.turn import Turns
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.correlation import GroupKey, correlation_key
 from incidentops.ingest.writer import IncidentWriter, Persisted
@@ -20,10 +21,10 @@ _MISSING_TTL = 60.0
 class Ingestor:
     """The one entry point for every source: returns when every touched Incident is persisted."""
 
-    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime], turns: Turns) -> None:
         self._kube = kube
         self._config = config
-        self.writer = IncidentWriter(kube, config, clock)
+        self.writer = IncidentWriter(kube, config, clock, turns)
         self._namespaces: dict[str, tuple[bool, float]] = {}
 
     async def ingest(self, alerts: list[Alert]) -> list[Persisted]:

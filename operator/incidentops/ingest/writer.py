@@ -27,10 +27,12 @@ from incidentops.api.v1alpha1.common import (
     is_dns_label,
     is_object_name,
 )
-from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.config import Config
+from incidentops.incidents.turn import KeptChanging, Turns
 from incidentops.ingest.alerts import TITLE, Alert, bounded_text
+from incidentops.ingest.concern import Alerts, Recurred
 from incidentops.ingest.correlation import (
     CORRELATION_KEY_ANNOTATION,
     CORRELATION_LABEL,
@@ -42,16 +44,12 @@ from incidentops.ingest.correlation import (
     incident_name,
     slug,
 )
-from incidentops.ingest.merge import MergeOutcome, apply_alerts, without_replays
+from incidentops.ingest.merge import MergeOutcome, without_replays
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
-from incidentops.lifecycle.intents import reconcile_intents
-from incidentops.lifecycle.machine import append_timeline, initial_status
 from incidentops.metrics import (
     ALERTS_DEDUPLICATED,
     ALERTS_UNKNOWN_SEVERITY,
-    INCIDENT_WRITES,
     INCIDENTS_CREATED,
-    TIME_TO_RESOLVE,
 )
 
 log = logging.getLogger(__name__)
@@ -86,8 +84,9 @@ def status_of(obj: Obj | None) -> IncidentStatus:
 class IncidentWriter:
     """Group-commit writer: one in-flight write per correlation key, later deliveries batched."""
 
-    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime], turns: Turns) -> None:
         self._kube = kube
+        self._turns = turns
         self._config = config
         self._clock = clock
         self._window = timedelta(seconds=config.correlation_window_seconds)
@@ -95,7 +94,6 @@ class IncidentWriter:
         self._running: dict[GroupKey, asyncio.Task[None]] = {}
         self._latest: OrderedDict[GroupKey, Obj] = OrderedDict()
         self._indexed: set[str] = set()
-        self._background: set[asyncio.Task[None]] = set()
 
     async def submit(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
         """Persist the alerts; returns once they are in the apiserver (or raises)."""
@@ -167,6 +165,8 @@ class IncidentWriter:
                     f"cannot write Incidents in namespace {key.namespace} ({error}): "
                     "are the incidentops CRDs installed and the namespace present?"
                 ) from error
+            except KeptChanging:
+                raise  # the turn's own bound was hit: the sender retries (503), as every caller of a turn does
             except Unavailable:
                 if unavailable >= len(UNAVAILABLE_BACKOFF):
                     raise
@@ -188,7 +188,7 @@ class IncidentWriter:
         replays = 0
         latest_status = status_of(latest)
         if latest is not None and accepts_alerts(latest_status, now, self._window):
-            target, base = latest, latest_status
+            target = latest
         else:
             fresh = without_replays(latest_status, alerts, now, self._window)  # no new episode from replays
             replays, alerts = len(alerts) - len(fresh), fresh
@@ -203,45 +203,35 @@ class IncidentWriter:
             except Conflict:
                 await self._refresh(key, body["metadata"]["name"])
                 return None
-            created, base = True, IncidentStatus()
+            created = True
         name = target["metadata"]["name"]
-        spec = IncidentSpec.model_validate(target["spec"])
-        initializing = base.detected_at is None
-        if initializing:
-            asked = next((a.namespace for a in alerts if a.firing and a.namespace), None)
-            base = opening_status(spec, now, asked=asked, namespace=key.namespace)
-        try:
-            status, outcome = apply_alerts(
-                base,
-                alerts,
-                now=now,
-                auto_resolve=self._config.auto_resolve,
-                recent_limit=self._config.recent_alerts,
-                common_labels=spec.labels or {},
-            )
-            status = _in_step_with_spec(spec, target["metadata"].get("generation"), status, now)
-        except Exception:
-            if created:  # never leave an Incident without status: the lifecycle would wait for us forever
-                log.exception(
-                    "could not record alerts in new incident %s/%s; writing its opening status", key.namespace, name
-                )
-                await self._kube.replace_status(INCIDENT, {**target, "status": base.wire()})
-            raise
-        try:
-            updated = await self._kube.replace_status(INCIDENT, {**target, "status": status.wire()})
-        except (Conflict, NotFound):
-            INCIDENT_WRITES.labels("conflict").inc()
-            await self._refresh(key, name)
+        alerts_concern = Alerts(
+            alerts,
+            created=created,
+            window=self._window,
+            auto_resolve=self._config.auto_resolve,
+            recent_limit=self._config.recent_alerts,
+            namespace=key.namespace,
+        )
+        turn = await self._turns.run((key.namespace, name), [alerts_concern], obj=target)
+        if turn.gone or alerts_concern.refused:
+            await self._refresh(key, name)  # deleted, or no longer taking alerts: decide again from fresh state
             return None
-        INCIDENT_WRITES.labels("ok").inc()
+        if turn.gave_up or turn.written is None:
+            raise KeptChanging(f"incident {key.namespace}/{name} kept changing; the alerts were not recorded, retry")
+        updated = turn.written
+        outcome = alerts_concern.outcome
         self._remember(key, updated)
         ALERTS_DEDUPLICATED.inc(outcome.duplicates + outcome.stale + replays)
         ALERTS_UNKNOWN_SEVERITY.inc(outcome.unknown_severity)
         if created:
-            INCIDENTS_CREATED.labels(target["spec"]["severity"]).inc()
+            if not IncidentSpec.model_validate(target["spec"]).drill:
+                INCIDENTS_CREATED.labels(target["spec"]["severity"]).inc()
             if latest is not None:
-                await self._link_previous(key.namespace, latest["metadata"]["name"], name)
-        self._announce(updated, initializing, outcome)
+                await self._turns.run((key.namespace, latest["metadata"]["name"]), [Recurred(name)])
+        if outcome.new_firing and not alerts_concern.initializing:
+            log.debug("%d alerts joined incident %s/%s: %s", len(outcome.new_firing), key.namespace, name,
+                      ", ".join(outcome.new_firing[:5]))  # fmt: skip
         return Persisted(key.namespace, name, created, outcome)
 
     async def accepts(self, key: GroupKey) -> bool:
@@ -260,69 +250,6 @@ class IncidentWriter:
         await self._refresh(key, latest["metadata"]["name"])
         fresh = self._latest.get(key)
         return fresh is not None and accepts_alerts(status_of(fresh), self._clock(), self._window)
-
-    def _announce(self, obj: Obj, initializing: bool, outcome: MergeOutcome) -> None:
-        """Events and log lines for humans; Events are posted in the background, off the webhook's path."""
-        spec = obj["spec"]
-        status = status_of(obj)
-        where = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        severity = status.severity or spec["severity"]
-        if initializing:
-            self._post(obj, "Detected", f"{severity} incident opened: {spec['title']}")
-            log.info(
-                "opened incident %s (%s, service %s): %s; %d alerts firing",
-                where,
-                severity,
-                spec.get("service") or "-",
-                spec["title"],
-                status.alerts.firing,
-            )
-        elif outcome.new_firing:
-            log.debug(
-                "%d alerts joined incident %s: %s", len(outcome.new_firing), where, ", ".join(outcome.new_firing[:5])
-            )
-        if outcome.severity_raised:
-            old, new = outcome.severity_raised
-            self._post(obj, "SeverityRaised", f"severity raised {old} → {new}: a {new} alert joined", warning=True)
-            log.info("incident %s severity raised %s -> %s", where, old, new)
-        if outcome.auto_transition == IncidentState.RESOLVED:
-            resolved_in = status.metrics.time_to_resolve_seconds
-            if resolved_in is not None:
-                TIME_TO_RESOLVE.labels(severity).observe(resolved_in)
-            self._post(obj, "Resolved", "every alert has resolved; incident resolved automatically")
-            log.info("incident %s resolved: every alert has resolved", where)
-        elif outcome.auto_transition == IncidentState.MONITORING:
-            self._post(obj, "Monitoring", "every alert has resolved; monitoring (auto-resolve is off)")
-            log.info("incident %s monitoring: every alert has resolved (auto-resolve is off)", where)
-
-    def _post(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        task = asyncio.create_task(
-            self._kube.post_event(obj, reason, message, type_="Warning" if warning else "Normal")
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _link_previous(self, namespace: str, previous: str, current: str) -> None:
-        """Tell the old episode, in its timeline, that the alert came back as a new incident."""
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                obj = await self._kube.get(INCIDENT, namespace, previous)
-            except NotFound:
-                return
-            status = status_of(obj)
-            if status.recurred_as == current:
-                return
-            status = append_timeline(
-                status.model_copy(update={"recurred_as": current}),
-                self._clock(),
-                "Recurred",
-                f"the alert fired again after this episode ended; it continues as {current}",
-            )
-            try:
-                await self._kube.replace_status(INCIDENT, {**obj, "status": status.wire()})
-                return
-            except Conflict:
-                continue
 
 
 def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj | None) -> Obj:
@@ -370,41 +297,6 @@ def new_incident(key: GroupKey, alerts: list[Alert], episode: int, previous: Obj
 def _ref(name: str | None) -> LocalObjectReference | None:
     """A DetectionRule's runbookRef or escalationPolicyRef, carried into the Incident it opens."""
     return LocalObjectReference(name=name) if name else None
-
-
-def opening_status(
-    spec: IncidentSpec, now: datetime, *, asked: str | None = None, namespace: str | None = None
-) -> IncidentStatus:
-    """The first status of an Incident the ingester opened: its severity follows its alerts.
-
-    When the alerts named another namespace than the one the incident is in (a typo, a namespace
-    not watched), the timeline says so: its runbooks and escalation policies are not the ones used.
-    """
-    status = initial_status(now, how=f"opened from {spec.source or 'alerts'}: {spec.title}")
-    if asked and namespace and asked != namespace:
-        status = append_timeline(
-            status,
-            now,
-            "NamespaceNotFound",
-            f"the alerts name namespace {asked[:63]!r}, which does not exist or is not watched "
-            f"(INCIDENTOPS_NAMESPACES): the incident is in {namespace}, with that namespace's runbooks and "
-            "escalation policies",
-        )
-    return status.model_copy(
-        update={"severity": spec.severity, "spec_severity": spec.severity, "severity_source": "alerts"}
-    )
-
-
-def _in_step_with_spec(
-    spec: IncidentSpec, generation: int | None, status: IncidentStatus, now: datetime
-) -> IncidentStatus:
-    """Stamp observedGeneration when no human intent waits, so the lifecycle handler has nothing to redo.
-
-    When one does wait (an acknowledgement not yet mirrored, say), the status is left as it is:
-    the lifecycle handler applies it, with its Event and metrics.
-    """
-    pending = reconcile_intents(spec, status, now=now, generation=generation)
-    return status if pending.notices else pending.status
 
 
 def _category(value: str | None) -> Category | None:

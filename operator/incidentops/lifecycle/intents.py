@@ -1,7 +1,7 @@
 """Mirroring human intents from spec into status: acknowledgement, resolution, assignee.
 
 Idempotent: applying it twice to the same spec and status changes nothing the second time, so
-the handler can run it on every create, update and resume, and two operators cannot double-apply.
+the lifecycle concern can run it on every turn, and two operators cannot double-apply it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 
 from incidentops.api.v1alpha1.conditions import find_condition, set_condition
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus, StateRequest
+from incidentops.concern import Notice
 from incidentops.lifecycle.machine import (
     IllegalTransitionError,
     acknowledge,
@@ -19,15 +20,6 @@ from incidentops.lifecycle.machine import (
     metrics_of,
     transition,
 )
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something to tell humans as a Kubernetes Event."""
-
-    reason: str
-    message: str
-    warning: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from incidentops.api.v1alpha1.common import parse_duration
 from incidentops.api.v1alpha1.incident import RemediationStatus, RemediationStepStatus, StepState
 from incidentops.api.v1alpha1.runbook import Action, RunbookSpec, RunbookStep
+from incidentops.concern import Notice
 from incidentops.remediation.guards import Verdict
 
 PROBES = frozenset({Action.WAIT_ROLLOUT, Action.PROMQL_CHECK})
@@ -49,15 +50,6 @@ class Act:
 
     step: str
     key: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A timeline entry and Event for humans."""
-
-    reason: str
-    message: str
-    warning: bool = False
 
 
 @dataclass

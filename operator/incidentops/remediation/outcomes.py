@@ -1,9 +1,10 @@
 """What a remediation change means for the whole Incident: conditions, state, timeline. Pure.
 
 The step engine decides about steps; this module folds its result into the Incident's status:
-the Remediated condition follows the run's phase, the first action moves the incident to
-Mitigating, a verified (or finished) run to Monitoring, and a failed one raises Escalated so
-that a human takes over (the escalation engine pages from that condition).
+the Remediated condition follows the run's phase, the first action asks the lifecycle to move the
+incident to Mitigating, a verified (or finished) run to Monitoring (where its state machine
+allows), and a failed one raises Escalated so that a human takes over (escalation pages from that
+condition).
 """
 
 from __future__ import annotations
@@ -11,15 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from incidentops.api.v1alpha1.conditions import ConditionStatus, set_condition
+from incidentops.api.v1alpha1.conditions import (
+    ESCALATED,
+    REMEDIATED,
+    REMEDIATION_FAILED,
+    ConditionStatus,
+    set_condition,
+)
 from incidentops.api.v1alpha1.incident import (
     IncidentState,
     IncidentStatus,
     RemediationStatus,
     StepState,
 )
-from incidentops.lifecycle.machine import ALLOWED, append_timeline, transition
-from incidentops.remediation.engine import Notice
+from incidentops.concern import Move, Notice
+from incidentops.lifecycle.machine import append_timeline
 
 ACTOR = "incidentops"
 _REMEDIATED: dict[str, tuple[ConditionStatus, str]] = {
@@ -49,8 +56,8 @@ def settle(
     escalate: bool = False,
     generation: int | None = None,
     announce: bool = True,
-) -> tuple[IncidentStatus, list[Notice]]:
-    """The Incident's status with `remediation` in it, and every notice humans should see.
+) -> tuple[IncidentStatus, list[Notice], list[Move]]:
+    """The Incident's status with `remediation` in it, every notice humans should see, and the state moves asked.
 
     `announce=False` keeps a NoRunbook out of the timeline and Events (a namespace without any
     Runbook: the condition says so, the timeline stays the incident's story).
@@ -68,54 +75,39 @@ def settle(
         else:
             cond_status, reason = _REMEDIATED.get(phase, ("False", phase))
         conditions = set_condition(
-            updated.conditions, "Remediated", cond_status, reason, _message(remediation), now=now, generation=generation
+            updated.conditions, REMEDIATED, cond_status, reason, _message(remediation), now=now, generation=generation
         )
         updated = updated.model_copy(update={"conditions": conditions})
         ended = phase in ("NoRunbook", "Verified", "Done", "Failed", "Stopped", "Simulated")
         if (before is None or before.phase != phase) and ended and (announce or phase != "NoRunbook"):
             shown.append(Notice(f"Remediation{phase}", _message(remediation), phase in ("Failed", "NoRunbook")))
             updated = append_timeline(updated, now, f"Remediation{phase}", _message(remediation), ACTOR)
-    already = any(c.type == "Escalated" and c.reason == "RemediationFailed" for c in updated.conditions)
+    already = any(c.type == ESCALATED and c.reason == REMEDIATION_FAILED for c in updated.conditions)
     if escalate and phase in ("Undoing", "Failed") and not already:
         # Page as soon as the run has failed, not once its undo is done: a stuck undo must not hide it.
         message = f"remediation failed ({remediation.failure}): a human must take over"
         conditions = set_condition(
-            updated.conditions, "Escalated", "True", "RemediationFailed", message, now=now, generation=generation
+            updated.conditions, ESCALATED, "True", REMEDIATION_FAILED, message, now=now, generation=generation
         )
         updated = append_timeline(
             updated.model_copy(update={"conditions": conditions}), now, "EscalationRequested", message, ACTOR
         )
         shown.append(Notice("EscalationRequested", message, True))
-    updated = _move(updated, before, remediation, now, generation)
-    return updated, shown
+    return updated, shown, _moves(before, remediation)
 
 
-def _move(
-    status: IncidentStatus,
-    before: RemediationStatus | None,
-    after: RemediationStatus,
-    now: datetime,
-    generation: int | None,
-) -> IncidentStatus:
-    """Mitigating when the first step acts; Monitoring once the run succeeded (where the state allows)."""
+# A run starting moves an incident to Mitigating only from before the work (not back from Monitoring).
+BEFORE_WORK = frozenset(
+    {IncidentState.DETECTED, IncidentState.ACKNOWLEDGED, IncidentState.INVESTIGATING, IncidentState.IDENTIFIED}
+)
+
+
+def _moves(before: RemediationStatus | None, after: RemediationStatus) -> list[Move]:
+    """Mitigating when the first step acts; Monitoring once the run succeeded (the lifecycle decides if it may)."""
     acted_before = before is not None and any(s.started_at for s in before.steps if s.state != StepState.PENDING)
     acting = any(s.state == StepState.RUNNING for s in after.steps)
-    target: IncidentState | None = None
-    if (
-        acting
-        and not acted_before
-        and status.state
-        in (
-            IncidentState.DETECTED,
-            IncidentState.ACKNOWLEDGED,
-            IncidentState.INVESTIGATING,
-            IncidentState.IDENTIFIED,
-        )
-    ):
-        target = IncidentState.MITIGATING
-    elif after.phase in ("Verified", "Done") and (before is None or before.phase != after.phase):
-        target = IncidentState.MONITORING
-    if target is None or target == status.state or target not in ALLOWED[IncidentState(status.state)]:
-        return status
-    why = f"runbook {after.runbook}: " + ("acting" if target == IncidentState.MITIGATING else str(after.phase).lower())
-    return transition(status, target, now=now, actor=ACTOR, reason=why, generation=generation)
+    if acting and not acted_before:
+        return [Move(IncidentState.MITIGATING, f"runbook {after.runbook}: acting", ACTOR, BEFORE_WORK)]
+    if after.phase in ("Verified", "Done") and (before is None or before.phase != after.phase):
+        return [Move(IncidentState.MONITORING, f"runbook {after.runbook}: {str(after.phase).lower()}", ACTOR)]
+    return []

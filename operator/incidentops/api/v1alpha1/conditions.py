@@ -102,3 +102,15 @@ def is_true(conditions: list[Condition], type_: str) -> bool:
     """Whether the condition is present and True."""
     found = find_condition(conditions, type_)
     return found is not None and found.status == "True"
+
+
+# Condition types, and the reasons one concern reads of another's: one place every concern imports.
+ACKNOWLEDGED = "Acknowledged"  # the lifecycle's
+RESOLVED = "Resolved"  # the lifecycle's
+REMEDIATED = "Remediated"  # remediation's
+ESCALATED = "Escalated"  # remediation's: it asks escalation to page (reason REMEDIATION_FAILED)
+NOTIFIED = "Notified"  # escalation's
+TRIAGED = "Triaged"  # triage's
+READY = "Ready"  # DetectionRule, Runbook, EscalationPolicy
+REMEDIATION_FAILED = "RemediationFailed"
+NO_POLICY = "NoPolicy"

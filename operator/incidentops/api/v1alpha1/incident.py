@@ -24,14 +24,84 @@ from incidentops.api.v1alpha1.common import (
     severity_aliases,
 )
 from incidentops.api.v1alpha1.conditions import Condition
+from incidentops.api.v1alpha1.incident_alerts import (
+    MAX_ACTIVE_ALERTS,
+    MAX_RECENT_ALERTS,
+    MAX_RESOLVED_MEMORY,
+    AlertsStatus,
+    AlertSummary,
+    ResolvedOccurrence,
+)
+from incidentops.api.v1alpha1.incident_escalation import (
+    MAX_DELIVERIES,
+    DeliveryState,
+    EscalationStatus,
+    NotificationDelivery,
+    NotificationEvent,
+)
+from incidentops.api.v1alpha1.incident_intents import (
+    Acknowledgement,
+    Approval,
+    EscalationRequest,
+    Note,
+    Resolution,
+    SeverityChoice,
+    Simulation,
+    StateRequest,
+)
+from incidentops.api.v1alpha1.incident_remediation import (
+    RemediationPhase,
+    RemediationStatus,
+    RemediationStepStatus,
+    StepState,
+    VerificationProgress,
+)
+from incidentops.api.v1alpha1.incident_timeline import MAX_TIMELINE, MAX_TIMELINE_NAMES, TimelineEntry
+from incidentops.api.v1alpha1.incident_triage import TriageResult
 
+# The status models of each concern's part live in their own modules; this one keeps the top level
+# (state, spec, the whole status) and names them all, so callers import from one place.
+__all__ = [
+    "ENDED_STATES",
+    "MAX_ACTIVE_ALERTS",
+    "MAX_DELIVERIES",
+    "MAX_NOTES",
+    "MAX_RECENT_ALERTS",
+    "MAX_RESOLVED_MEMORY",
+    "MAX_TIMELINE",
+    "MAX_TIMELINE_NAMES",
+    "OPEN_STATES",
+    "SEVERITY_LABEL",
+    "Acknowledgement",
+    "AlertSummary",
+    "AlertsStatus",
+    "Approval",
+    "DeliveryState",
+    "EscalationRequest",
+    "EscalationStatus",
+    "IncidentMetrics",
+    "IncidentSpec",
+    "IncidentState",
+    "IncidentStatus",
+    "Note",
+    "NotificationDelivery",
+    "NotificationEvent",
+    "RemediationPhase",
+    "RemediationStatus",
+    "RemediationStepStatus",
+    "Resolution",
+    "ResolvedOccurrence",
+    "SeverityChoice",
+    "Simulation",
+    "StateRequest",
+    "StepState",
+    "TimelineEntry",
+    "TriageResult",
+    "VerificationProgress",
+    "current_severity",
+]
 SEVERITY_LABEL = "incidentops.dev/severity"
-MAX_TIMELINE = 100
-MAX_RECENT_ALERTS = 10
-MAX_ACTIVE_ALERTS = 5000
-MAX_RESOLVED_MEMORY = 200
 MAX_NOTES = 50
-MAX_TIMELINE_NAMES = 10
 
 
 class IncidentState(StrEnum):
@@ -62,117 +132,7 @@ OPEN_STATES = frozenset(
         IncidentState.MONITORING,
     }
 )
-
-Actor = Annotated[str, Field(min_length=1, max_length=253)]
-
-
-class Acknowledgement(Model):
-    """A responder takes the incident; stops escalation."""
-
-    by: Annotated[Actor, Field(description="Who acknowledged, e.g. alice.")]
-    at: Annotated[
-        Timestamp | None,
-        Field(
-            description="When they acknowledged (RFC 3339); time to acknowledge counts to it. Left out, the time "
-            "the operator records it."
-        ),
-    ] = None
-
-
-class Resolution(Model):
-    """A responder declares the incident over."""
-
-    by: Annotated[Actor, Field(description="Who resolved the incident, e.g. alice.")]
-    at: Annotated[
-        Timestamp | None,
-        Field(
-            description="When they resolved it (RFC 3339); time to resolve counts to it. Left out, the time the "
-            "operator records it."
-        ),
-    ] = None
-    summary: Annotated[
-        str,
-        Field(
-            max_length=4096,
-            description="What happened and what fixed it, e.g. rolled back checkout to v41; copied into the "
-            "timeline for the postmortem.",
-        ),
-    ] = ""
-    root_cause: Annotated[
-        str,
-        Field(max_length=4096, description="The root cause, if known, e.g. bad deploy; copied into the timeline."),
-    ] = ""
-
-
-class Approval(Model):
-    """A responder approves one remediation step that requires it."""
-
-    step: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=63,
-            description="The name of the Runbook step approved (a step of the incident's runbook), e.g. rollback.",
-        ),
-    ]
-    by: Annotated[Actor, Field(description="Who approved the step.")]
-    at: Annotated[Timestamp | None, Field(description="When it was approved (RFC 3339).")] = None
-
-
-RequestableState = Literal["Investigating", "Identified", "Mitigating", "Monitoring", "Closed"]
-
-
-class StateRequest(Model):
-    """A responder moves the incident along its lifecycle; the operator checks the move is legal."""
-
-    state: Annotated[
-        RequestableState,
-        Field(description="Investigating, Identified, Mitigating, Monitoring, or Closed (only once Resolved)."),
-    ]
-    by: Annotated[Actor, Field(description="Who asks for the change.")]
-    at: Annotated[Timestamp | None, Field(description="When they asked; also tells two requests apart.")] = None
-
-
-class SeverityChoice(Model):
-    """A responder decided the severity; alerts no longer raise it."""
-
-    by: Annotated[Actor, Field(description="Who set the severity.")]
-    at: Annotated[Timestamp, Field(description="When; tells two choices of the same value apart.")]
-
-
-class EscalationRequest(Model):
-    """A responder wants more help now: the next escalation level is notified at once."""
-
-    by: Annotated[Actor, Field(description="Who asked to escalate.")]
-    at: Annotated[Timestamp, Field(description="When; tells two requests apart (each moves one level).")]
-    reason: Annotated[str, Field(max_length=1024, description="Why, copied into the timeline and the page.")] = ""
-
-
-class Note(Model):
-    """A responder's note, copied into the timeline."""
-
-    by: Annotated[Actor, Field(description="Who wrote the note.")]
-    at: Annotated[Timestamp | None, Field(description="When it was written.")] = None
-    text: Annotated[str, Field(min_length=1, max_length=1024, description="The note itself (plain text).")]
-
-
-SimulationMode = Literal["rehearsal", "live"]
-
-
-class Simulation(Model):
-    """A test incident (kubectl incident simulate): a rehearsal never acts or pages; a live drill does."""
-
-    mode: Annotated[
-        SimulationMode,
-        Field(
-            description="rehearsal (the default): the operator chooses a runbook, runs its guards and dry runs and "
-            "decides who would be paged, records all that, and acts on nothing, sends nothing, and counts toward no "
-            "guard, rate limit, storm budget or metric. live (kubectl incident simulate --live --yes): it acts and "
-            "pages like a real incident, but its actions never hold a real incident back (cooldowns, hourly limits "
-            "and the storm budget ignore drills) and metrics leave it out."
-        ),
-    ] = "rehearsal"
-    by: Annotated[Actor, Field(description="Who opened the simulation.")]
+ENDED_STATES = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})  # nobody is paged, nothing acts
 
 
 class IncidentSpec(Model):
@@ -379,539 +339,6 @@ class IncidentSpec(Model):
     def drill(self) -> bool:
         """Any simulation, rehearsal or live: left out of metrics and of real incidents' guards."""
         return self.simulation is not None
-
-
-class AlertSummary(StatusModel):
-    """One alert as last seen; the incident keeps only the most recent few."""
-
-    fingerprint: Annotated[
-        str,
-        Field(
-            max_length=256,
-            description="The alert's dedup key (Alertmanager's fingerprint unless dedup labels are configured), as "
-            "in alerts.active.",
-        ),
-    ]
-    name: Annotated[
-        str, Field(max_length=253, description="The alert's name (its alertname label), e.g. HighErrorRate.")
-    ]
-    status: Annotated[
-        Literal["firing", "resolved"], Field(description="firing or resolved, as of the alert's last notification.")
-    ]
-    labels: Annotated[
-        LabelMap,
-        Field(description="The alert's labels, less those the incident's spec.labels has with the same value."),
-    ] = {}
-    summary: Annotated[
-        str | None,
-        Field(
-            max_length=1024,
-            description="The alert's summary (else description, else message) annotation, or an event's message.",
-        ),
-    ] = None
-    starts_at: Annotated[
-        Timestamp | None,
-        Field(description="When the alert began firing, as its sender reports it (Alertmanager's startsAt)."),
-    ] = None
-    ends_at: Annotated[
-        Timestamp | None,
-        Field(
-            description="When the alert ended, as its sender reports it (Alertmanager's endsAt; on a firing alert, "
-            "when Alertmanager will consider it resolved unless it fires again)."
-        ),
-    ] = None
-    last_seen: Annotated[Timestamp, Field(description="When the operator last received a notification for it.")]
-    generator_url: Annotated[
-        str | None,
-        Field(
-            max_length=2048,
-            description="A link to what raised the alert, e.g. the Prometheus graph of its rule (Alertmanager's "
-            "generatorURL, an event's url).",
-        ),
-    ] = None
-
-
-class ResolvedOccurrence(StatusModel):
-    """An alert occurrence that resolved; a later 'firing' for the same occurrence is a stale replay."""
-
-    key: Annotated[str, Field(max_length=256, description="The alert's dedup key.")]
-    starts_at: Annotated[
-        Timestamp,
-        Field(
-            description="The occurrence's startsAt. Alertmanager keeps it for as long as one occurrence lasts, so a "
-            "later 'firing' with the same key and startsAt is a replay; a new occurrence starts at a new time."
-        ),
-    ]
-
-
-class AlertsStatus(StatusModel):
-    """Alert bookkeeping, bounded in size whatever the storm."""
-
-    count: Annotated[
-        int,
-        Field(
-            ge=0,
-            description="How many times an alert began firing in this incident (the Alerts column); repeated "
-            "notifications of an alert already firing are not counted.",
-        ),
-    ] = 0
-    firing: Annotated[
-        int,
-        Field(
-            ge=0,
-            description="How many alerts are firing now (active plus untracked). When it drops to 0 the incident "
-            "is resolved automatically (or moves to Monitoring if auto-resolve is off).",
-        ),
-    ] = 0
-    deliveries: Annotated[
-        int, Field(ge=0, description="Alert notifications received, duplicates and stale replays included.")
-    ] = 0
-    first_seen: Annotated[
-        Timestamp | None, Field(description="When the operator received the incident's first alert notification.")
-    ] = None
-    last_seen: Annotated[
-        Timestamp | None,
-        Field(
-            description="When the operator last received an alert notification for the incident. Once no alert "
-            "fires, new alerts join the incident only within the correlation window (5m by default) after it."
-        ),
-    ] = None
-    active: Annotated[
-        list[str],
-        Field(
-            max_length=MAX_ACTIVE_ALERTS,
-            description=f"Dedup keys of the alerts still firing (at most {MAX_ACTIVE_ALERTS}).",
-        ),
-    ] = []
-    untracked: Annotated[
-        int,
-        Field(
-            ge=0,
-            description=f"Alerts that began firing while active already held {MAX_ACTIVE_ALERTS} keys. The operator "
-            "cannot tell when they resolve, so they keep the incident from resolving automatically.",
-        ),
-    ] = 0
-    recent: Annotated[
-        list[AlertSummary],
-        Field(
-            max_length=MAX_RECENT_ALERTS,
-            description=f"The last alerts seen, one entry per alert, most recent last (5 by default, at most "
-            f"{MAX_RECENT_ALERTS}).",
-        ),
-    ] = []
-    unknown_severities: Annotated[
-        list[Annotated[str, Field(max_length=64)]],
-        Field(
-            max_length=10,
-            description="Severity values the alerts carried that the severity map does not know (at most 10); such "
-            "alerts count at the default severity, SEV3 unless configured.",
-        ),
-    ] = []
-    resolved: Annotated[
-        list[ResolvedOccurrence],
-        Field(
-            max_length=MAX_RESOLVED_MEMORY,
-            description=f"The last {MAX_RESOLVED_MEMORY} alert occurrences that resolved. A later 'firing' for one "
-            "of them (a copy from the other Alertmanager of an HA pair, a late retry) is a stale replay and changes "
-            "nothing.",
-        ),
-    ] = []
-
-
-class TimelineEntry(StatusModel):
-    """Something that happened, for `kubectl describe` and the postmortem."""
-
-    at: Annotated[
-        Timestamp, Field(description="When it happened; for an entry folding several alerts, when the first did.")
-    ]
-    type: Annotated[
-        str,
-        Field(
-            max_length=63,
-            description="What kind of event, e.g. Detected, AlertFiring, AlertResolved, SeverityRaised, "
-            "Acknowledged, Investigating, Resolved, Closed, Assigned, Note, StateChangeRefused or Recurred.",
-        ),
-    ]
-    message: Annotated[
-        str, Field(max_length=2048, description="What happened, in words, e.g. 3 alerts firing: HighErrorRate.")
-    ]
-    actor: Annotated[
-        str | None,
-        Field(
-            max_length=253,
-            description="Who did it: a responder (e.g. alice), or auto-resolve when the alerts resolved the "
-            "incident. Empty for what alerts or the operator did.",
-        ),
-    ] = None
-    count: Annotated[
-        int | None,
-        Field(
-            ge=1,
-            description="How many alerts the entry folds: consecutive alert events of the same kind within a "
-            "minute of the entry's at share one entry. Left out for a single alert.",
-        ),
-    ] = None
-    last_at: Annotated[
-        Timestamp | None, Field(description="When the last event folded into this entry happened (at is the first).")
-    ] = None
-    names: Annotated[
-        list[Annotated[str, Field(max_length=253)]],
-        Field(
-            max_length=MAX_TIMELINE_NAMES,
-            description=f"The distinct alert names folded into this entry (at most {MAX_TIMELINE_NAMES}).",
-        ),
-    ] = []
-    more_names: Annotated[
-        bool | None,
-        Field(description=f"True when more distinct alert names were folded in than the {MAX_TIMELINE_NAMES} kept."),
-    ] = None
-
-
-class TriageResult(StatusModel):
-    """How the incident was classified, by rules or by an LLM, and why."""
-
-    severity: Annotated[Severity | None, Field(description="The severity triage assessed, SEV1 (worst) to SEV5.")] = (
-        None
-    )
-    category: Annotated[
-        Category | None, Field(description="The category triage assessed, e.g. availability or performance.")
-    ] = None
-    runbook: Annotated[
-        str | None, Field(max_length=253, description="The Runbook (in this namespace) triage chose, if any.")
-    ] = None
-    confidence: Annotated[
-        float | None,
-        Field(
-            ge=0,
-            le=1,
-            description="How sure triage is, from 0 to 1. An automatic Runbook runs without approval only when it "
-            "is at least the Runbook's minConfidence.",
-        ),
-    ] = None
-    reasoning: Annotated[str | None, Field(max_length=8192, description="Why triage decided so, in words.")] = None
-    source: Annotated[
-        Literal["rules", "llm"] | None,
-        Field(description="Who triaged: rules (the operator's classification rules) or llm (a language model)."),
-    ] = None
-    at: Annotated[Timestamp | None, Field(description="When the incident was triaged.")] = None
-
-
-NotificationEvent = Literal["page", "acknowledged", "update", "resolved"]
-DeliveryState = Literal["Pending", "Delivered", "Failed", "Simulated"]
-MAX_DELIVERIES = 200
-
-
-class NotificationDelivery(StatusModel):
-    """One notification to one channel (and, for email, sms and phone, one person): made or visibly failed.
-
-    The outbox: written Pending before it is sent, claimed (attempts, claimedUntil) by the process that
-    sends it, then Delivered or Failed. A claim that expires without a result is sent again.
-    """
-
-    idempotency_key: Annotated[
-        str,
-        Field(
-            max_length=512,
-            description="incident uid/event/round/level/channel/target: sent with the notification (PagerDuty "
-            "dedup_key, the webhook's Idempotency-Key), and never created twice.",
-        ),
-    ]
-    event: Annotated[
-        NotificationEvent,
-        Field(description="page (a level fired), acknowledged, update (remediation news) or resolved."),
-    ]
-    level: Annotated[int, Field(ge=1, description="The escalation level it belongs to, 1 for the first.")]
-    round: Annotated[int, Field(ge=0, description="The repeat round, 0 for the first pass through the levels.")] = 0
-    channel: Annotated[
-        str, Field(max_length=32, description="The channel type: slack, pagerduty, webhook, email, sms, phone...")
-    ]
-    channel_index: Annotated[
-        int, Field(ge=0, description="The channel's position in the level's channels (which configuration sends).")
-    ] = 0
-    target: Annotated[
-        str,
-        Field(
-            max_length=253,
-            description="Who it is for: a user for email, sms and phone; the level's targets (comma-separated) "
-            "for channels that post once.",
-        ),
-    ] = ""
-    state: Annotated[
-        DeliveryState,
-        Field(
-            description="Pending (not sent yet, or being retried), Delivered, Failed (given up; see message), or "
-            "Simulated (a rehearsal: it would have been sent, and was not)."
-        ),
-    ]
-    attempts: Annotated[int, Field(ge=0, description="How many times sending it has been tried.")] = 0
-    created_at: Annotated[Timestamp | None, Field(description="When it was put in the outbox.")] = None
-    at: Annotated[Timestamp | None, Field(description="When it was last tried, or delivered.")] = None
-    next_attempt_at: Annotated[
-        Timestamp | None, Field(description="When a Pending delivery is (re)tried: after a backoff or Retry-After.")
-    ] = None
-    claimed_until: Annotated[
-        Timestamp | None,
-        Field(description="An attempt is under way until then; past it without a result, it is tried again."),
-    ] = None
-    message: Annotated[
-        str | None, Field(max_length=1024, description="The channel's answer, or why sending failed.")
-    ] = None
-    ref: Annotated[
-        str | None,
-        Field(
-            max_length=256,
-            description="The channel's own id for what was sent (Slack message ts, Statuspage incident id), so "
-            "later updates thread under it.",
-        ),
-    ] = None
-
-
-class EscalationStatus(StatusModel):
-    """Escalation progress; every deadline is a timestamp, so a restarted operator continues on time."""
-
-    policy: Annotated[
-        str | None,
-        Field(max_length=253, description="The EscalationPolicy (in this namespace) paging for the incident."),
-    ] = None
-    reason: Annotated[
-        str | None, Field(max_length=1024, description="Why this policy: named in spec, matched, or the default.")
-    ] = None
-    policy_generation: Annotated[
-        int | None, Field(ge=0, description="The policy's metadata.generation when it was chosen.")
-    ] = None
-    level: Annotated[
-        int | None,
-        Field(ge=1, description="The level notified last, 1 for the policy's first level (the Level column)."),
-    ] = None
-    level_name: Annotated[str | None, Field(max_length=63, description="The name of that level, if it has one.")] = None
-    round: Annotated[
-        int,
-        Field(
-            ge=0,
-            description="How many times the whole chain has started over because nobody acknowledged (at most the "
-            "policy's repeat.times).",
-        ),
-    ] = 0
-    next_level: Annotated[
-        int | None, Field(ge=1, description="The level notified next, 1 for the first; empty when the chain ended.")
-    ] = None
-    round_started_at: Annotated[
-        Timestamp | None,
-        Field(description="What this round's level delays count from: detection, or the repeat's start."),
-    ] = None
-    next_escalation_at: Annotated[
-        Timestamp | None,
-        Field(
-            description="When the next level is notified (or, after the last level, when the chain is called "
-            "exhausted), unless someone acknowledges first."
-        ),
-    ] = None
-    exhausts_at: Annotated[
-        Timestamp | None,
-        Field(
-            description="After the last level of the last round: when nobody acknowledging counts as Exhausted. "
-            "The last level gets as long to answer as it waited after the level before it (for a one-level policy, "
-            "its own delay), or the repeat interval when that is zero."
-        ),
-    ] = None
-    summary: Annotated[
-        str | None,
-        Field(
-            max_length=63,
-            description="What the Level column shows: the level notified last (2), with '(failed)' when every "
-            "notification of it failed, '(rehearsal)' in a simulation that sends nothing, 'none' when nobody will "
-            "be paged (no usable EscalationPolicy), or 'pending' before level 1 is due.",
-        ),
-    ] = None
-    stopped: Annotated[
-        str | None,
-        Field(
-            max_length=63,
-            description="Why the chain stopped: Acknowledged, Resolved, Exhausted (every level and repeat "
-            "notified, and the last one had its time to answer) or NoPolicy.",
-        ),
-    ] = None
-    escalation_request_seen: Annotated[
-        Timestamp | None, Field(description="The spec.escalationRequest.at last applied, so each applies once.")
-    ] = None
-    announced: Annotated[
-        list[Annotated[str, Field(max_length=63)]],
-        Field(
-            max_length=20,
-            description="Milestones already announced to those notified (acknowledged, remediated, "
-            "remediation-failed, resolved), so each is told once.",
-        ),
-    ] = []
-    deliveries: Annotated[
-        list[NotificationDelivery],
-        Field(
-            max_length=MAX_DELIVERIES + 50,
-            description=f"The outbox: every notification, Pending, Delivered or Failed (at most {MAX_DELIVERIES}; "
-            "past that the oldest delivered go).",
-        ),
-    ] = []
-
-
-class StepState(StrEnum):
-    """Where a remediation step stands."""
-
-    PENDING = "Pending"
-    AWAITING_APPROVAL = "AwaitingApproval"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SKIPPED = "Skipped"
-    ROLLED_BACK = "RolledBack"
-
-
-class RemediationStepStatus(StatusModel):
-    """One runbook step's progress; the intent is recorded before acting."""
-
-    name: Annotated[str, Field(max_length=63, description="The step's name in the Runbook, e.g. rollback.")]
-    action: Annotated[
-        str,
-        Field(
-            max_length=63,
-            description="The step's action: scale, restart, rollback, delete-pod, cordon, wait-rollout, "
-            "promql-check, http or notify.",
-        ),
-    ]
-    state: Annotated[
-        StepState,
-        Field(
-            description="Pending, AwaitingApproval (until an entry in spec.approvals names the step), Running, "
-            "Succeeded, Failed, Skipped or RolledBack (succeeded, then undone after a later failure)."
-        ),
-    ]
-    idempotency_key: Annotated[
-        str | None,
-        Field(
-            max_length=253,
-            description="A key recorded before the action runs, so that after a restart the operator checks "
-            "whether it already happened instead of doing it twice.",
-        ),
-    ] = None
-    started_at: Annotated[Timestamp | None, Field(description="When the step started running.")] = None
-    finished_at: Annotated[
-        Timestamp | None, Field(description="When the step ended: succeeded, failed or was skipped.")
-    ] = None
-    output: Annotated[
-        str | None, Field(max_length=4096, description="What the action reported: its result, or the error.")
-    ] = None
-    dry_run_diff: Annotated[
-        str | None,
-        Field(max_length=8192, description="What the step changes (or would change), from a server-side dry run."),
-    ] = None
-    reason: Annotated[
-        str | None,
-        Field(
-            max_length=63,
-            description="Why the step is where it is, as a CamelCase reason: NotAutomatic, Cooldown, "
-            "HPAOwnsReplicas, Timeout, ...",
-        ),
-    ] = None
-    attempt: Annotated[int, Field(ge=0, description="How many times the step was started (part of its key).")] = 0
-    approved_by: Annotated[
-        str | None, Field(max_length=253, description="Who approved the step (from spec.approvals).")
-    ] = None
-    before: Annotated[
-        dict[str, Annotated[str, Field(max_length=256)]],
-        Field(description="What the step replaced (replica count, revision, template hash), to undo it."),
-    ] = {}
-    target: Annotated[
-        str | None,
-        Field(max_length=512, description="What the step acts on, e.g. shop/Deployment/checkout."),
-    ] = None
-    automatic: Annotated[
-        bool | None,
-        Field(description="True when the step ran without an approval (it counts against the storm budget)."),
-    ] = None
-
-
-RemediationPhase = Literal[
-    "NoRunbook",
-    "Running",
-    "AwaitingApproval",
-    "Verifying",
-    "Verified",
-    "Done",
-    "Undoing",
-    "Failed",
-    "Stopped",
-    "Simulated",
-]
-
-
-class VerificationProgress(StatusModel):
-    """Where the verify query stands: deadlines as timestamps, so a restart continues on time."""
-
-    started_at: Annotated[Timestamp, Field(description="When verification began (after the last step).")]
-    clear_since: Annotated[
-        Timestamp | None,
-        Field(description="Since when the query has returned no series without a break; left out while it fires."),
-    ] = None
-    checked_at: Annotated[Timestamp | None, Field(description="When the query was last evaluated.")] = None
-    last_result: Annotated[
-        str | None,
-        Field(max_length=1024, description="What the last evaluation said: the series still firing, or the error."),
-    ] = None
-    finished_at: Annotated[Timestamp | None, Field(description="When verification passed or failed.")] = None
-
-
-class RemediationStatus(StatusModel):
-    """Progress of the runbook chosen for this incident."""
-
-    runbook: Annotated[
-        str | None, Field(max_length=253, description="The Runbook (in this namespace) run for the incident.")
-    ] = None
-    steps: Annotated[
-        list[RemediationStepStatus],
-        Field(max_length=20, description="Each step's progress, in the Runbook's order."),
-    ] = []
-    verified: Annotated[
-        bool | None,
-        Field(
-            description="Whether the Runbook's verify query cleared within its window after the steps ran (false: "
-            "it did not). Left out until verification has run."
-        ),
-    ] = None
-    phase: Annotated[
-        RemediationPhase | None,
-        Field(
-            description="Where remediation stands as a whole (the Remediation column): NoRunbook, Running, "
-            "AwaitingApproval, Verifying, Verified, Done (no verify query), Undoing (undoing its changes after a "
-            "failure), Failed, Stopped (the incident ended before the run did) or Simulated (a rehearsal: every "
-            "step's plan and guards recorded, nothing changed)."
-        ),
-    ] = None
-    reason: Annotated[
-        str | None, Field(max_length=1024, description="Why: the runbook chosen and why, or why none applies.")
-    ] = None
-    failure: Annotated[
-        str | None,
-        Field(
-            max_length=63,
-            description="Why the run failed, as a CamelCase reason (StepFailed, VerificationFailed, ...); kept "
-            "while its changes are undone.",
-        ),
-    ] = None
-    chosen_at: Annotated[Timestamp | None, Field(description="When the runbook was chosen.")] = None
-    runbook_generation: Annotated[
-        int | None,
-        Field(
-            ge=0,
-            description="The Runbook's metadata.generation when it was chosen: a run whose Runbook changes "
-            "underneath it stops (RunbookChanged) rather than mix two versions.",
-        ),
-    ] = None
-    confidence: Annotated[
-        float | None,
-        Field(ge=0, le=1, description="The triage confidence the guards compared with the runbook's minConfidence."),
-    ] = None
-    verification: Annotated[
-        VerificationProgress | None,
-        Field(description="Progress of the runbook's verify query, once every step has run."),
-    ] = None
 
 
 class IncidentMetrics(StatusModel):

@@ -17,6 +17,7 @@ from incidentops.prometheus import Prometheus
 from incidentops.remediation.diff import spec_diff
 from incidentops.remediation.targets import Target
 
+Params = dict[str, Any]
 ACTION_KEY_ANNOTATION = "incidentops.dev/action-key"
 ACTED_BY_ANNOTATION = "incidentops.dev/acted-for"
 OPT_OUT_ANNOTATION = "incidentops.dev/remediation"
@@ -56,7 +57,17 @@ class Plan:
 
 
 class ActionModule(Protocol):
-    """plan (dry run, no change), apply (the plan, keyed), happened (is its effect there?), undo (a plan)."""
+    """plan (dry run, no change), apply (the plan, keyed), happened (is its effect there?), undo (a plan).
+
+    And what the shell must know of the action, so it never branches on which one it is:
+    `probe` (it changes nothing and waits for happened()), `repeat_in_doubt` (a recorded intent
+    without its effect may be applied again, same key), `recorded(...)` (the plan as recorded when
+    the step started) and `for_apply(...)` (the plan apply() carries out).
+    """
+
+    probe: bool
+    repeat_in_doubt: bool
+    check_unchanged: bool
 
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan: ...
 
@@ -66,8 +77,79 @@ class ActionModule(Protocol):
 
     def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan: ...
 
+    def recorded(
+        self,
+        kube: KubeClient,
+        target: Target,
+        params: dict[str, Any],
+        key: str,
+        context: Context,
+        before: dict[str, Any],
+    ) -> Plan: ...
 
-class PatchesDeployment:
+    def for_apply(
+        self,
+        kube: KubeClient,
+        target: Target,
+        params: dict[str, Any],
+        key: str,
+        context: Context,
+        before: dict[str, Any],
+    ) -> Plan: ...
+
+
+class ActionBase:
+    """Defaults every action shares; an action overrides what differs."""
+
+    probe = False  # changes nothing; done once happened() says so (wait-rollout, promql-check)
+    repeat_in_doubt = True  # applied again with the same key when its effect is not there after a crash
+    check_unchanged = True  # a plan with nothing to change is checked (happened?) and skipped, not applied
+
+    def recorded(
+        self,
+        kube: KubeClient,
+        target: Target,
+        params: dict[str, Any],
+        key: str,
+        context: Context,
+        before: dict[str, Any],
+    ) -> Plan:
+        """The plan as the step recorded it when it started: what it replaces comes from status, not from now."""
+        return Plan(target, None, before=before)
+
+    def for_apply(
+        self,
+        kube: KubeClient,
+        target: Target,
+        params: dict[str, Any],
+        key: str,
+        context: Context,
+        before: dict[str, Any],
+    ) -> Plan:
+        """The plan apply() carries out: planned afresh, under the step's key."""
+        plan: Plan = self.plan(kube, target, params, key, context)  # type: ignore[attr-defined]
+        return plan
+
+
+class Replans(ActionBase):
+    """Actions whose recorded plan is planned again (they keep nothing in the target to compare with)."""
+
+    check_unchanged = False
+
+    def recorded(
+        self,
+        kube: KubeClient,
+        target: Target,
+        params: dict[str, Any],
+        key: str,
+        context: Context,
+        before: dict[str, Any],
+    ) -> Plan:
+        plan: Plan = self.plan(kube, target, params, key, context)  # type: ignore[attr-defined]
+        return plan
+
+
+class PatchesDeployment(ActionBase):
     """apply and happened for actions that are one keyed patch of a Deployment."""
 
     def apply(self, kube: KubeClient, plan: Plan) -> str | None:

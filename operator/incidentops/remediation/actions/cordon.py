@@ -12,6 +12,7 @@ from incidentops.kube import KubeClient
 from incidentops.remediation.actions.base import (
     ACTED_BY_ANNOTATION,
     ACTION_KEY_ANNOTATION,
+    ActionBase,
     ActionError,
     Context,
     Plan,
@@ -26,7 +27,7 @@ def _schedulable(nodes: list[dict[str, Any]]) -> list[str]:
     return [n["metadata"]["name"] for n in nodes if not (n.get("spec") or {}).get("unschedulable")]
 
 
-class Cordon:
+class Cordon(ActionBase):
     unschedulable = True
 
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:

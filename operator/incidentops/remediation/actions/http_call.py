@@ -19,7 +19,7 @@ import httpx
 from incidentops.egress import Destination, EgressPolicy, Refused
 from incidentops.kube import KubeClient
 from incidentops.redaction import excerpt, safe_url
-from incidentops.remediation.actions.base import ActionError, Context, Plan, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, Replans, refused
 from incidentops.remediation.targets import Target
 
 MAX_REDIRECTS = 5
@@ -36,7 +36,9 @@ def _checked(kube: KubeClient | None, egress: EgressPolicy, url: str, namespace:
     return egress.resolve(url, namespace, kube.service if kube is not None else None)
 
 
-class HttpCall:
+class HttpCall(Replans):
+    repeat_in_doubt = False  # a call leaves no trace to check: in doubt after a crash, the step fails instead
+
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         url = params.get("url")
         if not url:

@@ -11,11 +11,11 @@ from string import Template
 from typing import Any
 
 from incidentops.kube import KubeClient
-from incidentops.remediation.actions.base import Context, Plan, refused
+from incidentops.remediation.actions.base import Context, Plan, Replans, refused
 from incidentops.remediation.targets import Target
 
 
-class Notify:
+class Notify(Replans):
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         text = params.get("message")
         if not text:

@@ -11,11 +11,13 @@ from typing import Any
 
 from incidentops.kube import KubeClient
 from incidentops.prometheus import PrometheusError
-from incidentops.remediation.actions.base import ActionError, Context, Plan, refused
+from incidentops.remediation.actions.base import ActionError, Context, Plan, Replans, refused
 from incidentops.remediation.targets import Target
 
 
-class PromqlCheck:
+class PromqlCheck(Replans):
+    probe = True
+
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         query = params.get("query")
         if not query:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient, Obj
-from incidentops.remediation.actions.base import Context, Plan
+from incidentops.remediation.actions.base import ActionBase, Context, Plan
 from incidentops.remediation.targets import Target
 
 
@@ -24,7 +24,9 @@ def rollout_complete(live: Obj) -> bool:
     )
 
 
-class WaitRollout:
+class WaitRollout(ActionBase):
+    probe = True
+
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         return Plan(target, None, [], {}, reason=f"wait until the rollout of {target} completes")
 

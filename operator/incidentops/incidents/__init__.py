@@ -1,0 +1,1 @@
+"""The one protocol every writer of an Incident shares: a turn, owned status parts, one deadline queue."""

@@ -1,0 +1,131 @@
+"""When each concern of each Incident looks next: woken by what it reads changing, or by its own deadline.
+
+Fed by the watch (and, at start, by one LIST): for every Incident, each concern says from the
+object alone, cheaply, whether and when it has work (`wake`). The incident's key goes on the
+process's deadline queue at the earliest of those times; when it falls due, one turn runs every
+concern that is due, in the registry's order, and each decision says when that concern wants to
+look again. A concern that acted gets another turn at once, to record what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.concern import WatchedConcern
+from incidentops.deadlines import Deadlines, Lane
+from incidentops.incidents.turn import Key, Turns
+from incidentops.kube import AsyncKube, KubeError, Unavailable
+
+log = logging.getLogger(__name__)
+MAX_CHAINED = 40  # turns in a row for one incident (act, record, act...) before it waits for its next wake-up
+APISERVER_AWAY = timedelta(seconds=5)
+
+
+class IncidentScheduler:
+    def __init__(
+        self,
+        kube: AsyncKube,
+        turns: Turns,
+        concerns: Sequence[WatchedConcern],
+        deadlines: Deadlines,
+        clock: Callable[[], datetime],
+        namespaces: Sequence[str] = (),
+    ) -> None:
+        self.kube = kube
+        self.turns = turns
+        self.concerns = list(concerns)
+        self.clock = clock
+        self.namespaces = list(namespaces)
+        self.lane: Lane = deadlines.lane("incident", self._work)
+        self._due: dict[Key, dict[str, datetime]] = {}
+
+    async def start(self) -> int:
+        """One LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
+        wanted: list[str | None] = list(self.namespaces) or [None]
+        for namespace in wanted:
+            for obj in await self.kube.list(INCIDENT, namespace):
+                self.observe(obj)
+        return len(self._due)
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """An Incident as the watch (or the start-up LIST) saw it."""
+        meta = body.get("metadata") or {}
+        key: Key = (str(meta.get("namespace")), str(meta.get("name")))
+        now = self.clock()
+        due = self._due.get(key, {})
+        for concern in self.concerns:
+            concern.seen(body)
+            when = concern.wake(body, now)
+            if when is not None and (concern.name not in due or when < due[concern.name]):
+                due[concern.name] = when
+        if due:
+            self._due[key] = due
+            self.lane.schedule(key, min(due.values()))
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        key: Key = (namespace, name)
+        self._due.pop(key, None)
+        self.lane.forget(key)
+        for concern in self.concerns:
+            concern.gone(namespace, name, uid)
+
+    def concern(self, name: str) -> WatchedConcern | None:
+        return next((c for c in self.concerns if c.name == name), None)
+
+    def wake(self, key: Key, concern: str) -> None:
+        """A change outside the Incident that `concern` reads (a new EscalationPolicy, say): it looks now."""
+        now = self.clock()
+        due = self._due.setdefault(key, {})
+        due[concern] = min(due.get(concern, now), now)
+        self.lane.schedule(key, now)
+
+    async def _work(self, raw: Hashable) -> datetime | None:
+        key: Key = raw  # type: ignore[assignment]
+        carried: dict[str, Any] = {}
+        for _ in range(MAX_CHAINED):
+            now = self.clock()
+            due = self._due.get(key, {})
+            running = [c for c in self.concerns if c.name in carried or (c.name in due and due[c.name] <= now)]
+            if not running:
+                break
+            for concern in running:
+                due.pop(concern.name, None)
+            try:
+                outcome = await self.turns.run(key, running, carried=carried)
+            except Unavailable as error:
+                log.warning("incident %s/%s waits for the apiserver: %s", key[0], key[1], error)
+                for concern in running:
+                    due[concern.name] = now + APISERVER_AWAY
+                self._due[key] = due
+                return now + APISERVER_AWAY
+            except KubeError as error:
+                log.warning("incident %s/%s: %s; looking again in %s", key[0], key[1], error, APISERVER_AWAY)
+                for concern in running:
+                    due[concern.name] = now + APISERVER_AWAY
+                self._due[key] = due
+                return now + APISERVER_AWAY
+            if outcome.gone:
+                self._due.pop(key, None)
+                return None
+            for name, at in outcome.next_at.items():
+                if at is not None and (name not in due or at < due[name]):
+                    due[name] = at
+            for name in outcome.again_for:
+                due[name] = now
+            self._due[key] = due
+            carried = outcome.carried if outcome.again else {}
+            if not outcome.again:
+                break
+            if outcome.written is not None:
+                self.observe(outcome.written)  # what our own write changed may concern another concern
+        else:
+            log.warning("incident %s/%s kept asking for turns (%d in a row); looking again later", *key, MAX_CHAINED)
+        due = self._due.get(key, {})
+        if not due:
+            self._due.pop(key, None)
+            return None
+        return min(due.values())

@@ -1,0 +1,189 @@
+"""One Incident turn: read, let each concern decide, merge their parts, write once, then act.
+
+Every writer of an Incident (alerts, human intents, triage, remediation, escalation, notes) goes
+through this shell, so there is one conflict policy, one log line and Event per notice, one
+metric, and one way a write can fail:
+
+    GET ──► for each concern, in order: observe (reads only) ──► decide (pure) ──► merge its part
+        ──► PUT with the resourceVersion read (409: read again, decide again; at most ATTEMPTS
+            times, with jittered backoff; past that the turn gives up, says so in the log and the
+            metric, and the caller looks again later or answers 503)
+        ──► notices (a log line and an Event each), bookkeeping ──► effects (actions, sends)
+            whose results are carried into the next turn, which records them.
+
+A concern writes only its part of status (incidents.parts): a decision that strays outside it is
+dropped and logged, and a state change is asked of the lifecycle's state machine (a Move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
+from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.concern import Concern, Decision, Move, Notice, merge
+from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
+from incidentops.metrics import STATUS_WRITES
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+ATTEMPTS = 10
+BACKOFF = 0.02  # seconds; doubles per conflict, with jitter, up to MAX_BACKOFF
+MAX_BACKOFF = 0.5
+GAVE_UP_RETRY = timedelta(seconds=1)
+# (status, move, now, generation) -> status moved, or unchanged when the state machine refuses it
+Mover = Callable[[IncidentStatus, Move, datetime, int | None], IncidentStatus]
+
+
+class KeptChanging(Unavailable):
+    """A turn hit its bound (every write lost a race): the caller answers 503 or looks again later."""
+
+
+@dataclass
+class Outcome:
+    """What a turn came to."""
+
+    written: Obj | None = None  # the Incident after the turn (the write's answer, or what was read)
+    gone: bool = False  # the Incident does not exist
+    gave_up: bool = False  # it kept changing: the bound was hit
+    again: bool = False
+    again_for: set[str] = field(default_factory=set)  # the concerns that want another turn at once
+    next_at: dict[str, datetime | None] = field(default_factory=dict)
+    carried: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+
+def _never_moves(status: IncidentStatus, move: Move, now: datetime, generation: int | None) -> IncidentStatus:
+    return status
+
+
+class Turns:
+    """The shell. One instance per process; any number of turns run at once (on different incidents)."""
+
+    def __init__(
+        self,
+        kube: AsyncKube,
+        clock: Callable[[], datetime],
+        mover: Mover = _never_moves,
+        *,
+        attempts: int = ATTEMPTS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.mover = mover
+        self.attempts = attempts
+        self._sleep = sleep
+        self._trespass_told: set[tuple[str, str]] = set()
+
+    async def run(
+        self,
+        key: Key,
+        concerns: Sequence[Concern],
+        *,
+        obj: Obj | None = None,
+        carried: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """One turn of `concerns` (in order) on the Incident `key`; `obj`, when given, saves the first read."""
+        namespace, name = key
+        carried = dict(carried or {})
+        for attempt in range(self.attempts):
+            if obj is None:
+                try:
+                    obj = await self.kube.get(INCIDENT, namespace, name)
+                except NotFound:
+                    return Outcome(gone=True)
+            outcome = await self._attempt(obj, concerns, carried)
+            if outcome is not None:
+                return outcome
+            obj = None  # lost a race: read again, decide again
+            delay = min(MAX_BACKOFF, BACKOFF * 2**attempt)
+            await self._sleep(random.uniform(delay / 2, delay))
+        for concern in concerns:
+            STATUS_WRITES.labels(concern.name, "gave_up").inc()
+        names = ", ".join(c.name for c in concerns)
+        log.warning(
+            "incident %s/%s kept changing: %d writes of %s lost a race in a row; looking again in %s",
+            namespace, name, self.attempts, names, GAVE_UP_RETRY,
+        )  # fmt: skip
+        retry = self.clock() + GAVE_UP_RETRY
+        return Outcome(gave_up=True, again=False, next_at={c.name: retry for c in concerns}, carried=carried)
+
+    async def _attempt(self, obj: Obj, concerns: Sequence[Concern], carried: dict[str, Any]) -> Outcome | None:
+        """Decide and write once; None when the write lost a race."""
+        meta = obj["metadata"]
+        spec = IncidentSpec.model_validate(obj.get("spec") or {})
+        base = IncidentStatus.model_validate(obj.get("status") or {})
+        generation = meta.get("generation")
+        now = self.clock()
+        current = base
+        decided: list[tuple[Concern, Decision]] = []
+        async with contextlib.AsyncExitStack() as held:
+            for concern in concerns:
+                lock = concern.serial(obj, current)
+                if lock is not None:
+                    await held.enter_async_context(lock)
+                observed = await concern.observe(obj, current, now, carried.get(concern.name))
+                decision = concern.decide(obj, spec, current, observed, now)
+                if decision is None:
+                    continue
+                merged = merge(current, decision.status, concern.owns)
+                self._trespassed(concern, merged.trespassed)
+                current = merged.status
+                for move in decision.moves:
+                    current = self.mover(current, move, now, generation)
+                decided.append((concern, decision))
+            if current.wire() == base.wire() and (obj.get("status") or not decided):
+                written = obj
+                for concern, _ in decided:
+                    STATUS_WRITES.labels(concern.name, "unchanged").inc()
+            else:
+                try:
+                    written = await self.kube.replace_status(INCIDENT, {**obj, "status": current.wire()})
+                except (Conflict, NotFound):
+                    for concern, _ in decided:
+                        STATUS_WRITES.labels(concern.name, "conflict").inc()
+                    return None
+                for concern, _ in decided:
+                    STATUS_WRITES.labels(concern.name, "ok").inc()
+        outcome = Outcome(written=written)
+        for concern, decision in decided:
+            self._tell(written, decision.notices)
+            if decision.written is not None:
+                await decision.written(written)
+            outcome.decisions[concern.name] = decision
+            outcome.next_at[concern.name] = decision.next_at
+        for concern, decision in decided:
+            if decision.effects:
+                result = await concern.act(written, decision)
+                if result is not None:  # something to record: the next turn does
+                    outcome.carried[concern.name] = result
+                    outcome.again_for.add(concern.name)
+            if decision.again:
+                outcome.again_for.add(concern.name)
+        outcome.again = bool(outcome.again_for)
+        return outcome
+
+    def _tell(self, obj: Obj, notices: Sequence[Notice]) -> None:
+        """The one path for what humans should see: a log line and an Event (posted in the background)."""
+        meta = obj["metadata"]
+        for notice in notices:
+            level = logging.WARNING if notice.warning else logging.INFO
+            log.log(level, "incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
+            kind = "Warning" if notice.warning else "Normal"
+            self.kube.post_event_soon(obj, notice.reason, notice.message, type_=kind)
+
+    def _trespassed(self, concern: Concern, fields: Sequence[str]) -> None:
+        for name in fields:
+            if (concern.name, name) not in self._trespass_told:
+                self._trespass_told.add((concern.name, name))
+                log.error(
+                    "the %s concern changed %s, which it does not own: the change was dropped", concern.name, name
+                )
