@@ -4,8 +4,8 @@ The official client costs most of a second to import, longer than the whole call
 (`kubectl get` answers in well under 0.1 s). The plugin needs a few verbs (get, list, create,
 patch) on its own kinds, so it speaks REST itself whenever the kubeconfig uses what this module
 understands: a bearer token (inline or in a file), a client certificate, basic auth, a CA
-bundle, or the pod's service account. Anything else (exec credential plugins, auth providers, proxies, merged kubeconfigs)
-goes through the official client, so no user loses access for speed.
+bundle, or the pod's service account. Anything else (exec credential plugins, auth providers,
+proxies, merged kubeconfigs) goes through the official client, so no user loses access for speed.
 """
 
 from __future__ import annotations
