@@ -136,9 +136,9 @@ async def test_nothing_to_change_writes_nothing_and_a_deleted_incident_is_gone()
     class Idle(Concern):
         name = "idle"
 
-        def decide(self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, observed: Any, now: datetime) -> (
-            Decision
-        ):
+        def decide(
+            self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, observed: Any, now: datetime
+        ) -> Decision:
             return Decision(status)
 
     outcome = await turns(store).run(("shop", "inc"), [Idle()])
