@@ -19,6 +19,7 @@ from incidentops.concern import WatchedConcern
 from incidentops.deadlines import Deadlines, Lane
 from incidentops.incidents.turn import Key, Turns
 from incidentops.kube import AsyncKube, KubeError, Unavailable
+from incidentops.logs import waiting_level
 
 log = logging.getLogger(__name__)
 MAX_CHAINED = 40  # turns in a row for one incident (act, record, act...) before it waits for its next wake-up
@@ -97,7 +98,7 @@ class IncidentScheduler:
             try:
                 outcome = await self.turns.run(key, running, carried=carried)
             except Unavailable as error:
-                log.warning("incident %s/%s waits for the apiserver: %s", key[0], key[1], error)
+                log.log(waiting_level(error), "incident %s/%s waits for the apiserver: %s", key[0], key[1], error)
                 for concern in running:
                     due[concern.name] = now + APISERVER_AWAY
                 self._due[key] = due
