@@ -247,7 +247,9 @@ def test_the_operator_logs_what_it_does_and_refuses(
         lambda: "refused alertmanager webhook from 127.0.0.1 with 401" in operator.logs(), timeout=10, what="log"
     )
     logs = operator.logs()
-    assert f"opened incident {namespace}/" in logs
+    # one notice path for every concern: "incident <namespace>/<name>: <what happened>"
+    opened = [line for line in logs.splitlines() if f"incident {namespace}/" in line and "incident opened" in line]
+    assert opened and "SEV" in opened[0] and "(service api)" in opened[0]
     assert logs.count("with 400: body is not JSON") <= 5
     assert " ERROR " not in logs
 
