@@ -43,6 +43,29 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json
 GROUP, VERSION = "incidentops.dev", "v1alpha1"
 
 
+def apiserver_conflicts(api: k8s.ApiClient) -> float:
+    """409s the apiserver answered on Incidents so far (every writer's lost races, whichever process)."""
+    total = 0.0
+    for labels, value in re.findall(r"^apiserver_request_total\{([^}]*)\} (\S+)$", _raw_metrics(api), re.M):
+        if 'code="409"' in labels and 'resource="incidents"' in labels:
+            total += float(value)
+    return total
+
+
+def _raw_metrics(api: k8s.ApiClient) -> str:
+    """The apiserver's own /metrics, through the same connection settings as the client."""
+    from kubernetes.client.api_client import ApiClient  # noqa: PLC0415
+
+    assert isinstance(api, ApiClient)
+    answer = api.rest_client.pool_manager.request("GET", f"{api.configuration.host}/metrics", headers=_auth(api))
+    return str(answer.data.decode())
+
+
+def _auth(api: k8s.ApiClient) -> dict[str, str]:
+    token = api.configuration.api_key.get("authorization") or api.configuration.api_key.get("BearerToken")
+    return {"Authorization": token} if token else {}
+
+
 def server_quantile(metrics: str, q: float) -> float:
     """A quantile of incidentops_webhook_duration_seconds, read from the operator's own histogram."""
     buckets = [
@@ -192,12 +215,15 @@ def main() -> int:
         kubeconfig=kubeconfig, namespaces=[namespace], log_path=logs / "storm.log", extra_env=env
     ).start()
     watcher = IncidentWatch(api, namespace)
+    conflicts_before = apiserver_conflicts(api)
     try:
         latencies, first_sent, elapsed, failures = asyncio.run(
             storm(operator, namespace, args.alerts, args.keys, args.rate)
         )
         wait_until(lambda: len(watcher.seen) >= args.keys, timeout=30, what="every incident seen by the watch")
+        time.sleep(2)  # the concerns' first looks after the last alert
         metrics = httpx.get(f"{operator.url}/metrics").text
+        conflicts = apiserver_conflicts(api) - conflicts_before
     finally:
         watcher.stop()
         operator.stop()
@@ -221,6 +247,8 @@ def main() -> int:
         f"alert→Incident seen p50 {percentile(visible, 0.5) * ms:7.1f} ms   "
         f"p99 {percentile(visible, 0.99) * ms:7.1f} ms"
     )
+    per_1000 = conflicts / args.alerts * 1000
+    print(f"write conflicts     {per_1000:8.1f} per 1,000 alerts ({conflicts:.0f} 409s on Incidents, any writer)")
 
     print(f"\n== creation: {args.create} new incidents through the webhook, then by a plain client", flush=True)
     namespace = fresh_namespace(api, "bench-create")

@@ -96,7 +96,8 @@ class IncidentScheduler:
             for concern in running:
                 due.pop(concern.name, None)
             try:
-                outcome = await self.turns.run(key, running, carried=carried)
+                names = {c.name for c in running}
+                outcome = await self.turns.run(key, self.concerns, carried=carried, due=names)
             except Unavailable as error:
                 log.log(waiting_level(error), "incident %s/%s waits for the apiserver: %s", key[0], key[1], error)
                 for concern in running:
@@ -114,7 +115,7 @@ class IncidentScheduler:
                 return None
             for name, at in outcome.next_at.items():
                 if at is not None and (name not in due or at < due[name]):
-                    due[name] = at
+                    due[name] = at  # a wake-up the watch brought meanwhile, if earlier, stands
             for name in outcome.again_for:
                 due[name] = now
             self._due[key] = due

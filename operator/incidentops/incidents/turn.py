@@ -21,14 +21,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
-from incidentops.concern import Concern, Decision, Move, Notice, merge
+from incidentops.concern import Concern, Decision, Move, Notice, WatchedConcern, merge
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
 from incidentops.metrics import STATUS_WRITES
 
@@ -90,8 +90,14 @@ class Turns:
         *,
         obj: Obj | None = None,
         carried: Mapping[str, Any] | None = None,
+        due: Collection[str] | None = None,
     ) -> Outcome:
-        """One turn of `concerns` (in order) on the Incident `key`; `obj`, when given, saves the first read."""
+        """One turn of `concerns` (in order) on the Incident `key`; `obj`, when given, saves the first read.
+
+        With `due`, only the concerns named there (or with a result carried) are sure to run; each other
+        watched concern joins when the status as it stands so far in the turn gives it work now (triage's
+        choice waking remediation, say), so a first look is one write rather than one per concern.
+        """
         namespace, name = key
         carried = dict(carried or {})
         for attempt in range(self.attempts):
@@ -100,7 +106,7 @@ class Turns:
                     obj = await self.kube.get(INCIDENT, namespace, name)
                 except NotFound:
                     return Outcome(gone=True)
-            outcome = await self._attempt(obj, concerns, carried)
+            outcome = await self._attempt(obj, concerns, carried, due)
             if outcome is not None:
                 return outcome
             obj = None  # lost a race: read again, decide again
@@ -116,7 +122,9 @@ class Turns:
         retry = self.clock() + GAVE_UP_RETRY
         return Outcome(gave_up=True, again=False, next_at={c.name: retry for c in concerns}, carried=carried)
 
-    async def _attempt(self, obj: Obj, concerns: Sequence[Concern], carried: dict[str, Any]) -> Outcome | None:
+    async def _attempt(
+        self, obj: Obj, concerns: Sequence[Concern], carried: dict[str, Any], due: Collection[str] | None
+    ) -> Outcome | None:
         """Decide and write once; None when the write lost a race."""
         meta = obj["metadata"]
         spec = IncidentSpec.model_validate(obj.get("spec") or {})
@@ -127,6 +135,8 @@ class Turns:
         decided: list[tuple[Concern, Decision]] = []
         async with contextlib.AsyncExitStack() as held:
             for concern in concerns:
+                if due is not None and not self._joins(concern, obj, current, base, carried, due, now):
+                    continue
                 lock = concern.serial(obj, current)
                 if lock is not None:
                     await held.enter_async_context(lock)
@@ -170,6 +180,23 @@ class Turns:
                 outcome.again_for.add(concern.name)
         outcome.again = bool(outcome.again_for)
         return outcome
+
+    @staticmethod
+    def _joins(
+        concern: Concern,
+        obj: Obj,
+        current: IncidentStatus,
+        base: IncidentStatus,
+        carried: Mapping[str, Any],
+        due: Collection[str],
+        now: datetime,
+    ) -> bool:
+        if concern.name in due or concern.name in carried:
+            return True
+        if not isinstance(concern, WatchedConcern) or current is base:
+            return False  # nothing changed in this turn that could give it work
+        when = concern.wake({**obj, "status": current.wire()}, now)
+        return when is not None and when <= now
 
     def _tell(self, obj: Obj, notices: Sequence[Notice]) -> None:
         """The one path for what humans should see: a log line and an Event (posted in the background)."""

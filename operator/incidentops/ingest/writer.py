@@ -94,6 +94,7 @@ class IncidentWriter:
         self._running: dict[GroupKey, asyncio.Task[None]] = {}
         self._latest: OrderedDict[GroupKey, Obj] = OrderedDict()
         self._indexed: set[str] = set()
+        self._indexing: dict[str, asyncio.Lock] = {}
 
     async def submit(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
         """Persist the alerts; returns once they are in the apiserver (or raises)."""
@@ -137,6 +138,15 @@ class IncidentWriter:
         """
         if key.namespace in self._indexed:
             return None
+        # One LIST per namespace however many keys arrive at once (a storm's first second): the others
+        # wait for it, then read the cache it filled.
+        lock = self._indexing.setdefault(key.namespace, asyncio.Lock())
+        async with lock:
+            if key.namespace in self._indexed:
+                return self._latest.get(key)
+            return await self._index(key)
+
+    async def _index(self, key: GroupKey) -> Obj | None:
         latest: dict[GroupKey, Obj] = {}
         for obj in await self._kube.list(INCIDENT, key.namespace, CORRELATION_LABEL):
             annotations = obj["metadata"].get("annotations") or {}
