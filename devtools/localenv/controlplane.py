@@ -8,6 +8,9 @@ listeners are on 127.0.0.1.
 
 kwokctl keeps its state under `<cache>/incidentops/kwok` (KWOK_WORKDIR), never in the repo or
 in ~/.kube/config; the kubeconfig for users and tests is written to `<repo>/.dev/kubeconfig`.
+
+One module, though long: starting, reusing, health-checking and stopping one cluster share the
+same paths, ports and leftovers, and reading it top to bottom is how a newcomer learns the cluster.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Local control plane → CRDs → a demo "checkout" Deployment whose health follo
 the operator → real Prometheus and Alertmanager. A bad release makes Prometheus fire, the
 Alertmanager webhook opens an Incident, an on-call acknowledges it with the kubectl plugin,
 the release is rolled back, and the Incident resolves with its timeline.
+
+A long module because it is a script that narrates: its steps read in the order the demo runs them.
 """
 
 from __future__ import annotations

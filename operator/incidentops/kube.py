@@ -2,6 +2,9 @@
 
 The client is synchronous; the operator calls it through AsyncKube, which runs each call on a
 bounded thread pool so the event loop (webhooks, Kopf) never blocks on the network.
+
+It is long because it is the only such place: every verb the operator uses, with its error
+mapping, sits here so that no other module imports the Kubernetes client.
 """
 
 from __future__ import annotations

@@ -197,10 +197,8 @@ def test_resolved_before_anyone_was_paged_sends_nothing() -> None:
 def test_a_human_escalation_request_pages_the_next_level_now_once() -> None:
     spec, status = incident()
     first = step(spec, status, T0).status
-    asked = spec.model_copy(
-        update={"escalation_request": {"by": "alice", "at": T0 + timedelta(minutes=1), "reason": "need db help"}}
-    )
-    asked = IncidentSpec.model_validate(asked.wire())
+    request = {"by": "alice", "at": T0 + timedelta(minutes=1), "reason": "need db help"}
+    asked = IncidentSpec.model_validate({**spec.wire(), "escalationRequest": request})
     d = step(asked, first, T0 + timedelta(minutes=1))
     assert [(f.level, f.manual) for f in d.fired] == [(2, True)]
     assert step(asked, d.status, T0 + timedelta(minutes=2)).fired == []

@@ -3,6 +3,9 @@
 kubectl runs the `kubectl-incident` executable with the arguments after `incident`, so the
 connection flags (--kubeconfig, --context, -n) are accepted both before and after the verb.
 Expected failures print one `error: ...` line on stderr and exit 1; usage errors exit 2.
+
+Its size is the plugin's surface: one click command per verb, each a few lines of options and
+help text that `kubectl incident --help` shows; splitting them would scatter that help.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ level's delay. Firing a level puts its notifications in the outbox (status.escal
 as Pending, each with a key that can only be created once; sending them is the shell's job.
 Acknowledgement and resolution stop the chain; what happened afterwards (acknowledged,
 remediated, resolved) is announced once to the channels that were paged.
+
+One module because it is one pure decision: due levels, repeats, stops and announcements read
+and write the same chain state, and its unit tests follow it from top to bottom.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from incidentops.kube import AsyncKube, KubeError, Obj, Unavailable
 from incidentops.metrics import ACTIONS
 from incidentops.remediation import engine
 from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import ActionError
+from incidentops.remediation.actions.base import ActionError, Started
 from incidentops.remediation.engine import Observed
 from incidentops.remediation.steps import StepSetting, parsed
 from incidentops.remediation.targets import NoTarget, Target
@@ -52,7 +52,7 @@ class Actor:
             context = self.setting.context(written, spec, status, at)
             params = self.setting.params(step)
             plan = await self.kube.run(
-                module.for_apply, client, target, params, act.key, context, parsed(recorded.before)
+                module.for_apply, client, Started(target, params, act.key, context, parsed(recorded.before))
             )
             if plan.refusal:
                 counted(written, str(action), "refused")

@@ -8,6 +8,9 @@ shell writes that before anything acts; the step is applied afterwards (acting) 
 is carried into the next turn, which records it. An action's key is in status before the action
 runs, so a restarted operator, or a second replica, checks the cluster for it instead of acting
 twice. Starting a step holds a lock from its guards' verdict to the write: an exact storm budget.
+
+Over 400 lines because it holds the decision for each phase (choose, steps, verify, undo); the
+reads (observing), the actions (acting), the pure step engine and the outcomes live next door.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from incidentops.config import Config
 from incidentops.kube import AsyncKube, KubeError, NotFound, Obj, Unavailable
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.remediation.actions import REGISTRY
-from incidentops.remediation.actions.base import ActionError
+from incidentops.remediation.actions.base import ActionError, Started
 from incidentops.remediation.engine import Observed
 from incidentops.remediation.guards import Hold, Proposal, Verdict, network_partition
 from incidentops.remediation.guards import decide as judge
@@ -100,9 +100,8 @@ class Reader:
                 return Observed(happened=False, error=why, target=str(target))
             context = self.setting.context(obj, spec, status, started)
             try:
-                plan = await self.kube.run(
-                    module.recorded, client, target, self.setting.params(step), key, context, parsed(recorded.before)
-                )
+                started_step = Started(target, self.setting.params(step), key, context, parsed(recorded.before))
+                plan = await self.kube.run(module.recorded, client, started_step)
                 happened = await self.kube.run(module.happened, client, plan, key)
             except ActionError as error:
                 return Observed(happened=False, error=str(error), target=str(target))

@@ -2,6 +2,9 @@
 
 spec is written by the ingester at creation and afterwards only by humans (acknowledge, resolve,
 approve, assign); status is the operator's alone.
+
+Each concern's part of status has its own module (incident_alerts, incident_triage, ...); this one
+keeps the top level, whose length is field descriptions: they are what `kubectl explain` shows.
 """
 
 from __future__ import annotations

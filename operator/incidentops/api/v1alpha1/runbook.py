@@ -1,4 +1,8 @@
-"""Runbook: ordered, guarded remediation steps with a verification that must clear."""
+"""Runbook: ordered, guarded remediation steps with a verification that must clear.
+
+Its length is field descriptions and validators: they are what `kubectl explain runbook` shows and
+what the CRD schema enforces, and they belong next to the fields they describe.
+"""
 
 from __future__ import annotations
 

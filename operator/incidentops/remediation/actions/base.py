@@ -36,6 +36,17 @@ class Context:
     egress: EgressPolicy | None = None  # where http steps may call; None (the plugin) checks nothing
 
 
+@dataclass(frozen=True)
+class Started:
+    """A step whose intent is recorded: what it was asked, under which key, and what it replaced then."""
+
+    target: Target
+    params: Params
+    key: str
+    context: Context
+    before: dict[str, Any]
+
+
 class ActionError(Exception):
     """The action ran and failed for a reason worth recording (a refused call, an unexpected status)."""
 
@@ -61,8 +72,8 @@ class ActionModule(Protocol):
 
     And what the shell must know of the action, so it never branches on which one it is:
     `probe` (it changes nothing and waits for happened()), `repeat_in_doubt` (a recorded intent
-    without its effect may be applied again, same key), `recorded(...)` (the plan as recorded when
-    the step started) and `for_apply(...)` (the plan apply() carries out).
+    without its effect may be applied again, same key), `recorded(step)` (the plan as recorded when
+    the step started) and `for_apply(step)` (the plan apply() carries out).
     """
 
     probe: bool
@@ -77,25 +88,9 @@ class ActionModule(Protocol):
 
     def undo(self, kube: KubeClient, target: Target, before: dict[str, Any], key: str, context: Context) -> Plan: ...
 
-    def recorded(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan: ...
+    def recorded(self, kube: KubeClient, step: Started) -> Plan: ...
 
-    def for_apply(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan: ...
+    def for_apply(self, kube: KubeClient, step: Started) -> Plan: ...
 
 
 class ActionBase:
@@ -105,29 +100,13 @@ class ActionBase:
     repeat_in_doubt = True  # applied again with the same key when its effect is not there after a crash
     check_unchanged = True  # a plan with nothing to change is checked (happened?) and skipped, not applied
 
-    def recorded(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan:
+    def recorded(self, kube: KubeClient, step: Started) -> Plan:
         """The plan as the step recorded it when it started: what it replaces comes from status, not from now."""
-        return Plan(target, None, before=before)
+        return Plan(step.target, None, before=step.before)
 
-    def for_apply(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan:
+    def for_apply(self, kube: KubeClient, step: Started) -> Plan:
         """The plan apply() carries out: planned afresh, under the step's key."""
-        plan: Plan = self.plan(kube, target, params, key, context)  # type: ignore[attr-defined]
+        plan: Plan = self.plan(kube, step.target, step.params, step.key, step.context)  # type: ignore[attr-defined]
         return plan
 
 
@@ -136,16 +115,8 @@ class Replans(ActionBase):
 
     check_unchanged = False
 
-    def recorded(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan:
-        plan: Plan = self.plan(kube, target, params, key, context)  # type: ignore[attr-defined]
+    def recorded(self, kube: KubeClient, step: Started) -> Plan:
+        plan: Plan = self.plan(kube, step.target, step.params, step.key, step.context)  # type: ignore[attr-defined]
         return plan
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from incidentops.kube import KubeClient, NotFound, Obj
-from incidentops.remediation.actions.base import ActionBase, ActionError, Context, Plan, opted_out, refused
+from incidentops.remediation.actions.base import ActionBase, ActionError, Context, Plan, Started, opted_out, refused
 from incidentops.remediation.targets import Target
 
 
@@ -43,18 +43,10 @@ def choose_pods(pods: list[Obj]) -> tuple[list[Obj], str]:
 class DeletePod(ActionBase):
     check_unchanged = False
 
-    def for_apply(
-        self,
-        kube: KubeClient,
-        target: Target,
-        params: dict[str, Any],
-        key: str,
-        context: Context,
-        before: dict[str, Any],
-    ) -> Plan:
+    def for_apply(self, kube: KubeClient, step: Started) -> Plan:
         """The pods chosen when the step started, never a fresh choice: a retry deletes no one new."""
-        pods = {name[len("pod.") :]: uid for name, uid in before.items() if name.startswith("pod.")}
-        return Plan(target, {"pods": pods}, before=before)
+        pods = {name[len("pod.") :]: uid for name, uid in step.before.items() if name.startswith("pod.")}
+        return Plan(step.target, {"pods": pods}, before=step.before)
 
     def plan(self, kube: KubeClient, target: Target, params: dict[str, Any], key: str, context: Context) -> Plan:
         selector, live = _selector(kube, target, params)
