@@ -60,6 +60,21 @@ class Outcome:
     decisions: dict[str, Decision] = field(default_factory=dict)
 
 
+@dataclass
+class _Held:
+    """One incident's turns in this process: one at a time, each starting from the last one's write."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    fresh: Obj | None = None
+
+
+@dataclass
+class _Written:
+    obj: Obj | None  # None: the Incident is gone
+    decided: list[tuple[Concern, Decision]]
+
+
 def _never_moves(status: IncidentStatus, move: Move, now: datetime, generation: int | None) -> IncidentStatus:
     return status
 
@@ -82,6 +97,7 @@ class Turns:
         self.attempts = attempts
         self._sleep = sleep
         self._trespass_told: set[tuple[str, str]] = set()
+        self._held: dict[Key, _Held] = {}
 
     async def run(
         self,
@@ -97,34 +113,67 @@ class Turns:
         With `due`, only the concerns named there (or with a result carried) are sure to run; each other
         watched concern joins when the status as it stands so far in the turn gives it work now (triage's
         choice waking remediation, say), so a first look is one write rather than one per concern.
+
+        Turns on one incident in this process take turns: each reads, decides and writes while the
+        others wait, and a waiter starts from what the one before it wrote. So the alert path and the
+        concerns never lose races to each other, only to other processes (and humans). Effects run
+        after the incident is let go: a slow page never holds up the next alert's write.
         """
         namespace, name = key
         carried = dict(carried or {})
+        held = self._held.setdefault(key, _Held())
+        held.users += 1
+        try:
+            async with held.lock:
+                if held.fresh is not None:
+                    obj = held.fresh  # written while this turn waited: newer than what its caller had
+                written = await self._decide_and_write(key, obj, concerns, carried, due)
+                if written is not None and written.obj is not None:
+                    held.fresh = written.obj
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._held[key]
+        if written is None:
+            for concern in concerns:
+                STATUS_WRITES.labels(concern.name, "gave_up").inc()
+            names = ", ".join(c.name for c in concerns)
+            log.warning(
+                "incident %s/%s kept changing: %d writes of %s lost a race in a row; looking again in %s",
+                namespace, name, self.attempts, names, GAVE_UP_RETRY,
+            )  # fmt: skip
+            retry = self.clock() + GAVE_UP_RETRY
+            return Outcome(gave_up=True, again=False, next_at={c.name: retry for c in concerns}, carried=carried)
+        if written.obj is None:
+            return Outcome(gone=True)
+        return await self._after(written.obj, written.decided)
+
+    async def _decide_and_write(
+        self,
+        key: Key,
+        obj: Obj | None,
+        concerns: Sequence[Concern],
+        carried: dict[str, Any],
+        due: Collection[str] | None,
+    ) -> _Written | None:
+        """Read (unless given), decide, write; again on a lost race. None when the bound was hit."""
         for attempt in range(self.attempts):
             if obj is None:
                 try:
-                    obj = await self.kube.get(INCIDENT, namespace, name)
+                    obj = await self.kube.get(INCIDENT, *key)
                 except NotFound:
-                    return Outcome(gone=True)
-            outcome = await self._attempt(obj, concerns, carried, due)
-            if outcome is not None:
-                return outcome
+                    return _Written(None, [])
+            written = await self._attempt(obj, concerns, carried, due)
+            if written is not None:
+                return written
             obj = None  # lost a race: read again, decide again
             delay = min(MAX_BACKOFF, BACKOFF * 2**attempt)
             await self._sleep(random.uniform(delay / 2, delay))
-        for concern in concerns:
-            STATUS_WRITES.labels(concern.name, "gave_up").inc()
-        names = ", ".join(c.name for c in concerns)
-        log.warning(
-            "incident %s/%s kept changing: %d writes of %s lost a race in a row; looking again in %s",
-            namespace, name, self.attempts, names, GAVE_UP_RETRY,
-        )  # fmt: skip
-        retry = self.clock() + GAVE_UP_RETRY
-        return Outcome(gave_up=True, again=False, next_at={c.name: retry for c in concerns}, carried=carried)
+        return None
 
     async def _attempt(
         self, obj: Obj, concerns: Sequence[Concern], carried: dict[str, Any], due: Collection[str] | None
-    ) -> Outcome | None:
+    ) -> _Written | None:
         """Decide and write once; None when the write lost a race."""
         meta = obj["metadata"]
         spec = IncidentSpec.model_validate(obj.get("spec") or {})
@@ -151,18 +200,21 @@ class Turns:
                     current = self.mover(current, move, now, generation)
                 decided.append((concern, decision))
             if current.wire() == base.wire() and (obj.get("status") or not decided):
-                written = obj
                 for concern, _ in decided:
                     STATUS_WRITES.labels(concern.name, "unchanged").inc()
-            else:
-                try:
-                    written = await self.kube.replace_status(INCIDENT, {**obj, "status": current.wire()})
-                except (Conflict, NotFound):
-                    for concern, _ in decided:
-                        STATUS_WRITES.labels(concern.name, "conflict").inc()
-                    return None
+                return _Written(obj, decided)
+            try:
+                written = await self.kube.replace_status(INCIDENT, {**obj, "status": current.wire()})
+            except (Conflict, NotFound):
                 for concern, _ in decided:
-                    STATUS_WRITES.labels(concern.name, "ok").inc()
+                    STATUS_WRITES.labels(concern.name, "conflict").inc()
+                return None
+            for concern, _ in decided:
+                STATUS_WRITES.labels(concern.name, "ok").inc()
+            return _Written(written, decided)
+
+    async def _after(self, written: Obj, decided: list[tuple[Concern, Decision]]) -> Outcome:
+        """What follows a write: notices, bookkeeping, then effects, whose results the next turn records."""
         outcome = Outcome(written=written)
         for concern, decision in decided:
             self._tell(written, decision.notices)
