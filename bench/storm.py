@@ -43,13 +43,17 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json
 GROUP, VERSION = "incidentops.dev", "v1alpha1"
 
 
-def apiserver_conflicts(api: k8s.ApiClient) -> float:
-    """409s the apiserver answered on Incidents so far (every writer's lost races, whichever process)."""
-    total = 0.0
+def apiserver_requests(api: k8s.ApiClient) -> tuple[float, float]:
+    """Requests on Incidents the apiserver answered so far: (409s, status writes that landed), any writer."""
+    conflicts = writes = 0.0
     for labels, value in re.findall(r"^apiserver_request_total\{([^}]*)\} (\S+)$", _raw_metrics(api), re.M):
-        if 'code="409"' in labels and 'resource="incidents"' in labels:
-            total += float(value)
-    return total
+        if 'resource="incidents"' not in labels:
+            continue
+        if 'code="409"' in labels:
+            conflicts += float(value)
+        elif 'code="200"' in labels and 'subresource="status"' in labels and 'verb="PUT"' in labels:
+            writes += float(value)
+    return conflicts, writes
 
 
 def _raw_metrics(api: k8s.ApiClient) -> str:
@@ -215,7 +219,7 @@ def main() -> int:
         kubeconfig=kubeconfig, namespaces=[namespace], log_path=logs / "storm.log", extra_env=env
     ).start()
     watcher = IncidentWatch(api, namespace)
-    conflicts_before = apiserver_conflicts(api)
+    conflicts_before, writes_before = apiserver_requests(api)
     try:
         latencies, first_sent, elapsed, failures = asyncio.run(
             storm(operator, namespace, args.alerts, args.keys, args.rate)
@@ -223,7 +227,8 @@ def main() -> int:
         wait_until(lambda: len(watcher.seen) >= args.keys, timeout=30, what="every incident seen by the watch")
         time.sleep(2)  # the concerns' first looks after the last alert
         metrics = httpx.get(f"{operator.url}/metrics").text
-        conflicts = apiserver_conflicts(api) - conflicts_before
+        conflicts_after, writes_after = apiserver_requests(api)
+        conflicts, writes = conflicts_after - conflicts_before, writes_after - writes_before
     finally:
         watcher.stop()
         operator.stop()
@@ -249,6 +254,7 @@ def main() -> int:
     )
     per_1000 = conflicts / args.alerts * 1000
     print(f"write conflicts     {per_1000:8.1f} per 1,000 alerts ({conflicts:.0f} 409s on Incidents, any writer)")
+    print(f"status writes       {writes / args.alerts * 1000:8.1f} per 1,000 alerts ({writes:.0f} landed, any writer)")
 
     print(f"\n== creation: {args.create} new incidents through the webhook, then by a plain client", flush=True)
     namespace = fresh_namespace(api, "bench-create")
