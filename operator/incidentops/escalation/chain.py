@@ -21,10 +21,10 @@ from incidentops.api.v1alpha1.common import format_time, parse_duration
 from incidentops.api.v1alpha1.conditions import find_condition, set_condition
 from incidentops.api.v1alpha1.escalationpolicy import PER_PERSON, Channel, EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import (
+    ENDED_STATES,
     MAX_DELIVERIES,
     EscalationStatus,
     IncidentSpec,
-    IncidentState,
     IncidentStatus,
     NotificationDelivery,
     NotificationEvent,
@@ -36,7 +36,6 @@ from incidentops.lifecycle.machine import append_timeline
 
 ACTOR = "incidentops"
 REHEARSAL = "rehearsal (kubectl incident simulate): not sent"
-CLOSED = frozenset({IncidentState.RESOLVED, IncidentState.CLOSED})
 MILESTONES = ("acknowledged", "remediated", "remediation-failed", "resolved")
 # Which channel types hear about which milestone: nobody is woken by SMS to learn that a colleague
 # acknowledged, but everyone paged hears that it is over.
@@ -245,7 +244,7 @@ def _reached(sit: Situation) -> set[str]:
     escalated = find_condition(status.conditions, "Escalated")
     if escalated is not None and escalated.status == "True" and escalated.reason == "RemediationFailed":
         reached.add("remediation-failed")
-    if status.state in CLOSED:
+    if status.state in ENDED_STATES:
         reached.add("resolved")
     return reached
 
@@ -324,7 +323,7 @@ def decide(sit: Situation) -> Decision:
     esc = status.escalation or EscalationStatus()
     notices: list[Notice] = []
     fired: list[Fired] = []
-    is_open = status.state not in CLOSED
+    is_open = status.state not in ENDED_STATES
     policy = sit.policy
     if policy is None or sit.policy_name is None:
         if esc.policy is None and esc.stopped != "NoPolicy" and is_open:
