@@ -18,14 +18,16 @@ from incidentops.api.v1alpha1.common import Severity
 from incidentops.api.v1alpha1.conditions import set_condition
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus, StepState, TriageResult
 from incidentops.api.v1alpha1.runbook import RunbookSpec
-from incidentops.concern import Concern, Decision, Move, Notice, Ownership, merge
+from incidentops.concern import Concern, Decision, Move, Notice, Ownership, WatchedConcern, merge
 from incidentops.config import Config, load
+from incidentops.deadlines import Deadlines
 from incidentops.escalation.concern import Escalation
 from incidentops.incidents.note import Note
-from incidentops.incidents.turn import Turns
+from incidentops.incidents.scheduler import IncidentScheduler
+from incidentops.incidents.turn import EFFECT_RETRY, Turns
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.concern import Alerts
-from incidentops.kube import Conflict, NotFound, Obj
+from incidentops.kube import Conflict, NotFound, Obj, Unavailable
 from incidentops.lifecycle.concern import LIFECYCLE, Lifecycle, move
 from incidentops.lifecycle.machine import append_timeline, initial_status
 from incidentops.metrics import STATUS_WRITES
@@ -362,3 +364,63 @@ async def test_a_note_another_process_added_meanwhile_is_not_added_twice() -> No
     outcome = await turns(store).run(("shop", "inc"), [Note(*gone)])
     written = IncidentStatus.model_validate(store.obj["status"])
     assert [(e.type, e.message) for e in written.timeline].count(gone) == 1 and outcome.decisions == {}
+
+
+# -- effects: one concern's failure is its own; a result not yet recorded is kept ---------------------
+
+
+class Sending(WatchedConcern):
+    """Sends once, then records that it did (in triage's place: any part of its own will do)."""
+
+    def __init__(self, name: str = "sending", fails: bool = False) -> None:
+        self.name = name
+        self.owns = Ownership(frozenset({"triage"}))
+        self.fails = fails
+        self.sent = 0
+
+    def wake(self, body: Any, now: datetime) -> datetime | None:
+        return now if not (body.get("status") or {}).get("triage") else None
+
+    def decide(self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, observed: Any, now: datetime) -> Decision:
+        if status.triage is not None:
+            return Decision(status)
+        if observed == "delivered":  # the result of the send: record it
+            return Decision(status.model_copy(update={"triage": TriageResult(source="rules", at=now)}))
+        return Decision(status, effects=["page"])
+
+    async def act(self, written: Obj, decision: Decision) -> Any:
+        if self.fails:
+            raise Unavailable("the apiserver went away")
+        self.sent += 1
+        return "delivered"
+
+
+async def test_one_concerns_failed_effect_neither_stops_the_others_nor_loses_their_results() -> None:
+    store = Store(incident())
+    failing, sending = Sending("failing", fails=True), Sending("sending")
+    failing.owns = Ownership(frozenset({"assignee"}))  # parts of their own
+    outcome = await turns(store).run(("shop", "inc"), [failing, sending])
+    assert sending.sent == 1 and outcome.carried == {"sending": "delivered"}
+    assert outcome.again_for == {"sending"}
+    assert outcome.next_at["failing"] == T0 + EFFECT_RETRY  # it looks again, later
+
+
+async def test_a_sent_result_whose_recording_failed_is_recorded_later_never_sent_again() -> None:
+    store = Store(incident())
+    now = [T0]
+    sending = Sending()
+    shell = Turns(store, lambda: now[0], move, sleep=no_sleep)  # type: ignore[arg-type]
+    scheduler = IncidentScheduler(store, shell, [sending], Deadlines(lambda: now[0]), lambda: now[0])  # type: ignore[arg-type]
+
+    def apiserver_away(_: Store) -> None:
+        raise Unavailable("503 while recording")
+
+    store.interfere.append(apiserver_away)
+    scheduler.observe(store.obj)
+    again = await scheduler._work(("shop", "inc"))
+    assert sending.sent == 1 and store.obj["status"].get("triage") is None  # sent, not yet recorded
+    assert again is not None
+    now[0] = again
+    await scheduler._work(("shop", "inc"))
+    assert sending.sent == 1  # not sent again: the kept result was recorded
+    assert store.obj["status"]["triage"]["source"] == "rules"

@@ -43,6 +43,9 @@ class IncidentScheduler:
         self.namespaces = list(namespaces)
         self.lane: Lane = deadlines.lane("incident", self._work)
         self._due: dict[Key, dict[str, datetime]] = {}
+        # results of effects not yet recorded (the recording turn failed): kept until a turn records them,
+        # so an apiserver blip never turns a sent page into one sent again when its claim expires
+        self._carried: dict[Key, dict[str, Any]] = {}
 
     async def start(self) -> int:
         """One LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
@@ -70,6 +73,7 @@ class IncidentScheduler:
     def forget(self, namespace: str, name: str, uid: str) -> None:
         key: Key = (namespace, name)
         self._due.pop(key, None)
+        self._carried.pop(key, None)
         self.lane.forget(key)
         for concern in self.concerns:
             concern.gone(namespace, name, uid)
@@ -84,9 +88,13 @@ class IncidentScheduler:
         due[concern] = min(due.get(concern, now), now)
         self.lane.schedule(key, now)
 
+    def _keep(self, key: Key, carried: dict[str, Any]) -> None:
+        if carried:
+            self._carried[key] = carried
+
     async def _work(self, raw: Hashable) -> datetime | None:
         key: Key = raw  # type: ignore[assignment]
-        carried: dict[str, Any] = {}
+        carried: dict[str, Any] = self._carried.pop(key, {})
         for _ in range(MAX_CHAINED):
             now = self.clock()
             due = self._due.get(key, {})
@@ -100,32 +108,36 @@ class IncidentScheduler:
                 outcome = await self.turns.run(key, self.concerns, carried=carried, due=names)
             except Unavailable as error:
                 log.log(waiting_level(error), "incident %s/%s waits for the apiserver: %s", key[0], key[1], error)
+                self._keep(key, carried)
                 for concern in running:
                     due[concern.name] = now + APISERVER_AWAY
                 self._due[key] = due
                 return now + APISERVER_AWAY
             except KubeError as error:
                 log.warning("incident %s/%s: %s; looking again in %s", key[0], key[1], error, APISERVER_AWAY)
+                self._keep(key, carried)
                 for concern in running:
                     due[concern.name] = now + APISERVER_AWAY
                 self._due[key] = due
                 return now + APISERVER_AWAY
             if outcome.gone:
                 self._due.pop(key, None)
-                return None
+                return None  # its results die with it: nothing is left to record them on
             for name, at in outcome.next_at.items():
                 if at is not None and (name not in due or at < due[name]):
                     due[name] = at  # a wake-up the watch brought meanwhile, if earlier, stands
             for name in outcome.again_for:
                 due[name] = now
             self._due[key] = due
-            carried = outcome.carried if outcome.again else {}
+            carried = outcome.carried
             if not outcome.again:
+                self._keep(key, carried)  # a turn that gave up hands back what it was to record
                 break
             if outcome.written is not None:
                 self.observe(outcome.written)  # what our own write changed may concern another concern
         else:
             log.warning("incident %s/%s kept asking for turns (%d in a row); looking again later", *key, MAX_CHAINED)
+            self._keep(key, carried)
         due = self._due.get(key, {})
         if not due:
             self._due.pop(key, None)

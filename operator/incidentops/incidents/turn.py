@@ -29,7 +29,7 @@ from typing import Any
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.concern import Concern, Decision, Move, Notice, WatchedConcern, merge
-from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
+from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.metrics import STATUS_WRITES
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ ATTEMPTS = 10
 BACKOFF = 0.02  # seconds; doubles per conflict, with jitter, up to MAX_BACKOFF
 MAX_BACKOFF = 0.5
 GAVE_UP_RETRY = timedelta(seconds=1)
+EFFECT_RETRY = timedelta(seconds=5)  # a concern whose effects or bookkeeping failed looks again then
 # (status, move, now, generation) -> status moved, or unchanged when the state machine refuses it
 Mover = Callable[[IncidentStatus, Move, datetime, int | None], IncidentStatus]
 
@@ -73,6 +74,7 @@ class _Held:
 class _Written:
     obj: Obj | None  # None: the Incident is gone
     decided: list[tuple[Concern, Decision]]
+    wrote: bool = False  # obj is the write's answer (not merely what was read)
 
 
 def _never_moves(status: IncidentStatus, move: Move, now: datetime, generation: int | None) -> IncidentStatus:
@@ -128,8 +130,8 @@ class Turns:
                 if held.fresh is not None:
                     obj = held.fresh  # written while this turn waited: newer than what its caller had
                 written = await self._decide_and_write(key, obj, concerns, carried, due)
-                if written is not None and written.obj is not None:
-                    held.fresh = written.obj
+                if written is not None and written.wrote:
+                    held.fresh = written.obj  # only a write's answer is known to be the newest
         finally:
             held.users -= 1
             if held.users == 0:
@@ -211,20 +213,27 @@ class Turns:
                 return None
             for concern, _ in decided:
                 STATUS_WRITES.labels(concern.name, "ok").inc()
-            return _Written(written, decided)
+            return _Written(written, decided, wrote=True)
 
     async def _after(self, written: Obj, decided: list[tuple[Concern, Decision]]) -> Outcome:
         """What follows a write: notices, bookkeeping, then effects, whose results the next turn records."""
         outcome = Outcome(written=written)
         for concern, decision in decided:
             self._tell(written, decision.notices)
-            if decision.written is not None:
-                await decision.written(written)
             outcome.decisions[concern.name] = decision
             outcome.next_at[concern.name] = decision.next_at
+            if decision.written is not None:
+                try:
+                    await decision.written(written)
+                except Exception as error:  # one concern's bookkeeping never stops another's effects
+                    self._failed(written, concern, "bookkeeping", error, outcome)
         for concern, decision in decided:
             if decision.effects:
-                result = await concern.act(written, decision)
+                try:
+                    result = await concern.act(written, decision)
+                except Exception as error:  # nor does one concern's failed effect
+                    self._failed(written, concern, "effects", error, outcome)
+                    continue  # what it wrote before acting says what is in doubt; its next turn checks
                 if result is not None:  # something to record: the next turn does
                     outcome.carried[concern.name] = result
                     outcome.again_for.add(concern.name)
@@ -232,6 +241,18 @@ class Turns:
                 outcome.again_for.add(concern.name)
         outcome.again = bool(outcome.again_for)
         return outcome
+
+    def _failed(self, obj: Obj, concern: Concern, what: str, error: Exception, outcome: Outcome) -> None:
+        meta = obj["metadata"]
+        known = isinstance(error, KubeError)
+        log.warning(
+            "incident %s/%s: the %s concern's %s failed (%s); it looks again in %s",
+            meta["namespace"], meta["name"], concern.name, what,
+            error if known else type(error).__name__, EFFECT_RETRY, exc_info=not known,
+        )  # fmt: skip
+        retry = self.clock() + EFFECT_RETRY
+        planned = outcome.next_at.get(concern.name)
+        outcome.next_at[concern.name] = retry if planned is None else min(planned, retry)
 
     @staticmethod
     def _joins(
