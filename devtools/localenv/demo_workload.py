@@ -35,6 +35,7 @@ from localenv.procs import ManagedProcess, WaitTimeout, free_port, wait_until
 CONTAINER = "app"  # the demo Deployment's one container (kubectl set image deployment/NAME app=...)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+READ_TIMEOUT = (3.0, 5.0)  # seconds: connect, read
 DEFAULT_IMAGE = "demo/app:v1"
 _BASE_MEMORY_BYTES = 64 * 1024 * 1024
 
@@ -171,7 +172,10 @@ class DemoService:
     def observe_deployment(self) -> None:
         """Read the Deployment once and update the behaviour (errors are logged, not fatal)."""
         try:
-            deployment = self.apps.read_namespaced_deployment(self.deployment, self.namespace)
+            # bounded: a read that hangs on a stuck connection would freeze the workload's view for good
+            deployment = self.apps.read_namespaced_deployment(
+                self.deployment, self.namespace, _request_timeout=READ_TIMEOUT
+            )
         except k8s.ApiException as exc:
             if exc.status == 404:
                 self.behaviour = behaviour_for(DEFAULT_IMAGE, 0, self.min_replicas)
