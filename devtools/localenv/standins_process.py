@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,6 +74,29 @@ class StandInsProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} request(s) to {service} within {timeout:g}s, got {len(found)}")
             time.sleep(0.2)
+
+    def anthropic_script(self, steps: list[dict[str, Any]]) -> None:
+        """Queue Anthropic answers (see `StandIns.anthropic_script`)."""
+        self._control("POST", "/_standins/anthropic/script", steps)
+
+    def anthropic_auto(self, answers: dict[str, dict[str, Any]] | None = None, latency: float = 0.0) -> None:
+        """Configure the auto model (see `StandIns.anthropic_auto`)."""
+        self._control("POST", "/_standins/anthropic/auto", {"answers": answers, "latency": latency})
+
+    def anthropic_mode(self, mode: str) -> None:
+        """Either "auto" or "obey" (see `StandIns.anthropic_mode`)."""
+        self._control("POST", "/_standins/anthropic/mode", {"mode": mode})
+
+    def anthropic_reset(self) -> None:
+        """Drop the script: auto mode, no answers, no latency."""
+        self._control("DELETE", "/_standins/anthropic")
+
+    def _control(self, method: str, path: str, body: Any = None) -> None:
+        """Call the control API; a refusal raises ValueError, as the Python API does."""
+        answer = httpx.request(method, self.url + path, json=body, timeout=5.0)
+        if answer.status_code == 400:
+            raise ValueError(answer.json().get("error"))
+        answer.raise_for_status()
 
     def stop(self) -> None:
         self.process.stop()

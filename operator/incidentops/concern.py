@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from incidentops.api.v1alpha1.conditions import Condition
-from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentState, IncidentStatus
+from incidentops.api.v1alpha1.incident import MAX_TIMELINE, IncidentSpec, IncidentState, IncidentStatus, TimelineEntry
 
 Obj = dict[str, Any]
 
@@ -115,6 +115,16 @@ def merge(base: IncidentStatus, decided: IncidentStatus, owns: Ownership) -> Mer
     return Merged(merged, trespassed)
 
 
+def append_timeline(
+    status: IncidentStatus, at: datetime, type_: str, message: str, actor: str | None = None
+) -> IncidentStatus:
+    """Add an entry; past the bound the oldest go, but the first (how it began) always stays."""
+    entries = [*status.timeline, TimelineEntry(at=at, type=type_, message=message[:2048], actor=actor)]
+    if len(entries) > MAX_TIMELINE:
+        entries = [entries[0], *entries[-(MAX_TIMELINE - 1) :]]
+    return status.model_copy(update={"timeline": entries})
+
+
 def changed_fields(before: IncidentStatus, after: IncidentStatus) -> Iterable[str]:
     return (name for name in IncidentStatus.model_fields if getattr(before, name) != getattr(after, name))
 
@@ -169,3 +179,12 @@ class WatchedConcern(Concern):
 
     def gone(self, namespace: str, name: str, uid: str) -> None:
         """The Incident was deleted."""
+
+    def bind(
+        self,
+        wake: Callable[[tuple[str, str], str], None],
+        deliver: Callable[[tuple[str, str], str, Any], None],
+    ) -> None:
+        """The scheduler's hands, for a concern that needs them: `wake` another incident's concern now;
+        `deliver` a result of work done in the background (a long call that must not hold the incident's
+        turn), which the concern's next turn records, as it would an effect's."""

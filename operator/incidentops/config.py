@@ -122,6 +122,44 @@ class Config(BaseModel):
         description="Non-public destinations notification channels may call (public addresses always may).",
     )
     cluster_domain: str = Field(default="cluster.local", description="The cluster's DNS domain (svc names).")
+    triage_configmap: str = Field(
+        default="", description="namespace/name of a ConfigMap with category rules, dependencies and named queries."
+    )
+    cascade_wait: str = Field(
+        default="30s",
+        description="How long an incident of a service with declared dependencies holds its first page, for an "
+        "upstream incident to show up (then only the root pages).",
+    )
+    llm: Literal["auto", "off"] = Field(
+        default="auto", description="auto: triage with a language model when an API key is configured; off: never."
+    )
+    llm_api_key_secret: str = Field(
+        default="", description="namespace/name/key of a Secret holding the Anthropic API key (else ANTHROPIC_API_KEY)."
+    )
+    llm_model: str = Field(default="claude-haiku-4-5", max_length=128, description="The model triage asks.")
+    llm_timeout: str = Field(default="30s", description="How long one investigation may take, tool calls included.")
+    llm_max_tool_calls: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=6, description="Read-only tool calls one investigation may make."
+    )
+    llm_max_tokens: Annotated[int, Field(ge=64, le=8192)] = Field(
+        default=1024, description="Output tokens one answer of the model may take."
+    )
+    llm_token_budget: Annotated[int, Field(ge=1000, le=1_000_000)] = Field(
+        default=40_000, description="Input plus output tokens one investigation may use in all."
+    )
+    llm_calls_per_hour: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=120, description="Messages API calls this process may make per hour (triage and postmortems)."
+    )
+    llm_tool_result_bytes: Annotated[int, Field(ge=512, le=65_536)] = Field(
+        default=8192, description="Bytes of one tool result handed to the model."
+    )
+    llm_free_promql: bool = Field(
+        default=False, description="Let the model run PromQL of its own (read-only) besides the named queries."
+    )
+    llm_postmortems: bool = Field(default=True, description="Let the model draft postmortems' narrative sections.")
+    postmortem_severities: list[Severity] = Field(
+        default=[Severity.SEV1, Severity.SEV2], description="Severities whose resolution writes a postmortem."
+    )
 
     @field_validator("http_allow", "notify_allow")
     @classmethod
@@ -149,6 +187,8 @@ class Config(BaseModel):
         "notify_backoff",
         "notify_backoff_max",
         "notify_timeout",
+        "cascade_wait",
+        "llm_timeout",
     )
     @classmethod
     def _window(cls, value: str) -> str:
@@ -156,7 +196,11 @@ class Config(BaseModel):
         return value
 
     @field_validator(
-        "webhook_token_secret", "prometheus_token_secret", "contacts_secret", "pagerduty_webhook_secret_ref"
+        "webhook_token_secret",
+        "prometheus_token_secret",
+        "contacts_secret",
+        "pagerduty_webhook_secret_ref",
+        "llm_api_key_secret",
     )
     @classmethod
     def _secret(cls, value: str) -> str:
@@ -164,7 +208,7 @@ class Config(BaseModel):
             raise ValueError("expected namespace/name/key")
         return value
 
-    @field_validator("templates_configmap")
+    @field_validator("templates_configmap", "triage_configmap")
     @classmethod
     def _configmap(cls, value: str) -> str:
         if value and len(value.split("/")) != 2:
@@ -177,6 +221,11 @@ class Config(BaseModel):
         if value and len(value.split("/")) > 2:
             raise ValueError("expected name or namespace/name")
         return value
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether triage may ask a language model: not turned off, and a key is configured somewhere."""
+        return self.llm == "auto" and bool(self.llm_api_key_secret or os.environ.get("ANTHROPIC_API_KEY"))
 
     def seconds(self, field: str) -> float:
         """A duration setting in seconds, e.g. seconds("remediation_poll")."""
@@ -223,7 +272,7 @@ class Config(BaseModel):
         )
 
 
-_BOOL_FIELDS = {"auto_resolve", "remediation", "escalation", "smtp_starttls"}
+_BOOL_FIELDS = {"auto_resolve", "remediation", "escalation", "smtp_starttls", "llm_free_promql", "llm_postmortems"}
 _LIST_FIELDS = {
     "namespaces",
     "severity_labels",
@@ -232,6 +281,7 @@ _LIST_FIELDS = {
     "dedup_labels",
     "http_allow",
     "notify_allow",
+    "postmortem_severities",
 }
 # Read by the test tooling and the plugin, not by the operator: no warning for them.
 TOOLING = frozenset({"CACHE", "LOCAL_CLUSTER", "PROMETHEUS_BIN", "ALERTMANAGER_BIN"})
@@ -263,7 +313,9 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         field = key[len(PREFIX) :].lower()
         if field not in known:
             continue
-        if field in _LIST_FIELDS:
+        if field == "postmortem_severities":
+            raw[field] = [v.upper() for v in _csv(value) if v.lower() not in ("none", "off")]
+        elif field in _LIST_FIELDS:
             raw[field] = _csv(value)
         elif field == "severity_map":
             raw[field] = severity_map(env)

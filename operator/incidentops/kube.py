@@ -262,6 +262,23 @@ class KubeClient:
         items: builtins.list[Obj] = result.get("items", [])
         return items
 
+    def workloads(self, namespace: str) -> builtins.list[Obj]:
+        """The namespace's Deployments and StatefulSets as JSON (for their declared dependencies)."""
+        items: builtins.list[Obj] = []
+        for fn, kind in (
+            (self.apps.list_namespaced_deployment, "Deployment"),
+            (self.apps.list_namespaced_stateful_set, "StatefulSet"),
+        ):
+            for item in self._raw(fn, namespace).get("items", []):
+                items.append({**item, "kind": kind})
+        return items
+
+    def events(self, namespace: str, field_selector: str = "", limit: int = 200) -> builtins.list[Obj]:
+        """Core Events of a namespace as JSON (read-only; the model's investigation reads them)."""
+        result = self._raw(self.core.list_namespaced_event, namespace, field_selector=field_selector, limit=limit)
+        items: builtins.list[Obj] = result.get("items", [])
+        return items
+
     def pods(self, namespace: str, selector: str) -> builtins.list[Obj]:
         items: builtins.list[Obj] = self._raw(self.core.list_namespaced_pod, namespace, label_selector=selector).get(
             "items", []
@@ -396,6 +413,18 @@ class AsyncKube:
 
     async def configmap_data(self, namespace: str, name: str) -> dict[str, str]:
         return await self.run(self.client.configmap_data, namespace, name)
+
+    async def workloads(self, namespace: str) -> builtins.list[Obj]:
+        return await self.run(self.client.workloads, namespace)
+
+    async def replica_sets(self, namespace: str, selector: str) -> builtins.list[Obj]:
+        return await self.run(self.client.replica_sets, namespace, selector)
+
+    async def events(self, namespace: str, field_selector: str = "", limit: int = 200) -> builtins.list[Obj]:
+        return await self.run(self.client.events, namespace, field_selector, limit)
+
+    async def deployment(self, namespace: str, name: str) -> Obj:
+        return await self.run(self.client.deployment, namespace, name)
 
     async def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
         return await self.run(self.client.patch_spec, kind, namespace, name, patch)

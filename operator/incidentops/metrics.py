@@ -149,3 +149,25 @@ RULE_EVALUATION_LAG = Histogram(
     "How late a DetectionRule evaluation started against its schedule.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+TRIAGES = Counter(
+    "incidentops_triage_total",
+    "Triage results by source (rules, llm) and result (rules: assessed; llm: answered, fell_back, skipped).",
+    ["source", "result"],
+)
+LLM_SECONDS = Histogram(
+    "incidentops_llm_triage_seconds",
+    "Time one investigation by the model took, from its start to its answer or fallback.",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60),
+)
+LLM_TOKENS = Counter(
+    "incidentops_llm_tokens_total", "Tokens the model reported, by direction (in, out).", ["direction"]
+)
+LLM_FALLBACKS = Counter(
+    "incidentops_llm_fallbacks_total", "Investigations whose answer was not used, by reason.", ["reason"]
+)
+LLM_BUDGET_REFUSALS = Counter(
+    "incidentops_llm_budget_refusals_total", "Model calls not made because the hourly call budget was spent."
+)
+POSTMORTEMS = Counter(
+    "incidentops_postmortems_total", "Postmortems written, by how (template, drafted) or failed.", ["result"]
+)

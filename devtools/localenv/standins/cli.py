@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from localenv.standins.anthropic import describe_messages
 from localenv.standins.core import DEFAULT_PORT, SERVICES, Received, _obj, _one_line
 from localenv.standins.server import StandIns
 from localenv.standins.smtp import ReceivedEmail, SmtpStandIn
@@ -22,6 +23,8 @@ def describe(received: Received) -> str:
         return f"{line} -> answered {received.status} (injected fault)"
     if received.status >= 400:
         detail = answer.get("errors") or answer.get("message") or answer.get("error") or received.response.decode()
+        if isinstance(detail, dict):  # Anthropic: {"type": "error", "error": {"type": ..., "message": ...}}
+            detail = f"{detail.get('type')}: {detail.get('message')}"
         return f"{line} -> rejected {received.status}: {_one_line(str(detail))}"
     if answer.get("ok") is False:  # the Slack Web API fails with 200 and ok=false
         return f"{line} -> rejected: {answer.get('error')}"
@@ -59,6 +62,8 @@ def _describe_request(received: Received) -> str:
         status = incident.get("status") or answer.get("status") or "update"
         name = incident.get("name") or answer.get("name") or received.path.rsplit("/", 1)[-1]
         return f"{status}: {_one_line(str(name))}"
+    if received.service == "anthropic" and received.path.endswith("/v1/messages"):
+        return describe_messages(data, answer)
     event = f" event={data['event']}" if "event" in data else ""
     return f"{received.method} {received.path}{event}"
 
@@ -72,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the HTTP and SMTP stand-ins in the foreground, printing a line per request, until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
         prog="python -m localenv.standins",
-        description="Local stand-ins for Slack, PagerDuty, Twilio, Statuspage, webhooks and SMTP.",
+        description="Local stand-ins for Slack, PagerDuty, Twilio, Statuspage, webhooks, Anthropic and SMTP.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (default: %(default)s)")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from localenv.standins.core import Received, _State
 
 
 class Control:
-    """The control API: what was received, and faults to inject."""
+    """The control API: what was received, faults to inject, and how the Anthropic stand-in answers."""
 
     _state: _State
 
@@ -23,6 +25,18 @@ class Control:
         raise NotImplementedError
 
     def clear_faults(self) -> None:
+        raise NotImplementedError
+
+    def anthropic_script(self, steps: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def anthropic_auto(self, answers: dict[str, dict[str, Any]] | None = None, latency: float = 0.0) -> None:
+        raise NotImplementedError
+
+    def anthropic_mode(self, mode: str) -> None:
+        raise NotImplementedError
+
+    def anthropic_reset(self) -> None:
         raise NotImplementedError
 
     async def _control_list(self, request: web.Request) -> web.Response:
@@ -53,4 +67,38 @@ class Control:
 
     async def _control_clear_faults(self, request: web.Request) -> web.Response:
         self.clear_faults()
+        return web.json_response({"ok": True})
+
+    async def _control_anthropic_script(self, request: web.Request) -> web.Response:
+        try:
+            steps = await request.json()
+            if not isinstance(steps, list):
+                raise ValueError(f"expected a JSON list of steps, not {steps!r}")
+            self.anthropic_script(steps)
+        except ValueError as error:
+            return web.json_response({"error": f"bad script: {error}"}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _control_anthropic_auto(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError(f"expected a JSON object, not {spec!r}")
+            self.anthropic_auto(spec.get("answers"), latency=spec.get("latency", 0.0))
+        except ValueError as error:
+            return web.json_response({"error": f"bad auto settings: {error}"}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _control_anthropic_mode(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError(f"expected a JSON object, not {spec!r}")
+            self.anthropic_mode(str(spec.get("mode")))
+        except ValueError as error:
+            return web.json_response({"error": f"bad mode: {error}"}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _control_anthropic_reset(self, request: web.Request) -> web.Response:
+        self.anthropic_reset()
         return web.json_response({"ok": True})

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import http
 import json
+import secrets
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,11 +20,26 @@ from aiohttp import web
 
 T = TypeVar("T")
 
-SERVICES: tuple[str, ...] = ("pagerduty", "slack", "twilio", "statuspage", "webhook")
+SERVICES: tuple[str, ...] = ("pagerduty", "slack", "twilio", "statuspage", "webhook", "anthropic")
 """The services `StandIns` speaks for; each one is served under `/<service>/`."""
 
 DEFAULT_PORT = 8125
 STARTUP_TIMEOUT = 10.0
+
+INJECTED = web.ResponseKey("standins_injected", bool)
+"""Set on a response a handler answered as an injected fault (a scripted error), so it is recorded as `faulted`."""
+
+ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "This request would exceed the rate limit for your organization. Please retry later."),
+    500: ("api_error", "Internal server error"),
+    529: ("overloaded_error", "Overloaded"),
+}
+"""Anthropic's error types by status, with a message as the API words it."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +187,27 @@ class _LoopThread:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _anthropic_error(status: int, message: str | None = None, retry_after: float | None = None) -> web.Response:
+    """An Anthropic API error: `{"type": "error", "error": {"type", "message"}}`, typed by status.
+
+    A 429 always carries `retry-after` (1 s unless told), as the real API's does.
+    """
+    default = ANTHROPIC_ERRORS[500] if status >= 500 else ANTHROPIC_ERRORS[400]
+    kind, default_message = ANTHROPIC_ERRORS.get(status, default)
+    if status == 429 and retry_after is None:
+        retry_after = 1
+    headers = {"request-id": f"req_{secrets.token_hex(12)}"}
+    if retry_after is not None:
+        headers["retry-after"] = _retry_after_header(retry_after)
+    body = {"type": "error", "error": {"type": kind, "message": message or default_message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
 def _fault_response(service: str, path: str, fault: _Fault) -> web.Response:
     """A plausible answer of `service` with `fault.status`, as the real service words it."""
     status = fault.status
+    if service == "anthropic":
+        return _anthropic_error(status, retry_after=fault.retry_after)
     headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_header(fault.retry_after)}
     if status == 429:
         if service == "slack" and path.startswith("/slack/api/"):
@@ -220,6 +255,16 @@ class _StatuspageIncident:
 
 
 @dataclass
+class _AnthropicState:
+    """How the Anthropic stand-in answers: queued script steps first, else `mode` ("auto" or "obey")."""
+
+    script: deque[dict[str, Any]] = field(default_factory=deque)
+    mode: str = "auto"
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: float = 0.0
+
+
+@dataclass
 class _State:
     """Everything the loop thread and test threads share; guarded by `cond`."""
 
@@ -228,6 +273,7 @@ class _State:
     faults: dict[str, _Fault] = field(default_factory=dict)
     incidents: dict[str, _StatuspageIncident] = field(default_factory=dict)
     last_slack_ts_us: int = 0
+    anthropic: _AnthropicState = field(default_factory=_AnthropicState)
 
 
 def _parse(request: web.Request, body: bytes, *, form_payload: bool) -> _Incoming:

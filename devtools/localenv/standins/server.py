@@ -9,8 +9,10 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from localenv.standins.anthropic import AnthropicMessages
 from localenv.standins.control import Control
 from localenv.standins.core import (
+    INJECTED,
     Received,
     _check_fault,
     _check_service,
@@ -29,14 +31,15 @@ from localenv.standins.twilio import Twilio
 from localenv.standins.webhook import Webhooks
 
 
-class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, Control):
-    """The HTTP stand-ins for PagerDuty, Slack, Twilio, Statuspage and generic webhooks, in one server.
+class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, AnthropicMessages, Control):
+    """The HTTP stand-ins for PagerDuty, Slack, Twilio, Statuspage, generic webhooks and Anthropic, in one server.
 
-    Base URLs to configure the operator with (see `base()`): PagerDuty Events API `base("pagerduty")`
-    (events go to `/v2/enqueue`), Slack incoming webhooks `base("slack") + "/services/T/B/X"`, the
-    Slack Web API `base("slack") + "/api"`, Twilio `base("twilio")` (`/2010-04-01/Accounts/...`),
-    Statuspage `base("statuspage")` (`/v1/pages/...`) and webhooks `base("webhook") + "/anything"`.
-    `on_receive` is called (on the server's thread) with every recorded request.
+        Base URLs to configure the operator with (see `base()`): PagerDuty Events API `base("pagerduty")`
+        (events go to `/v2/enqueue`), Slack incoming webhooks `base("slack") + "/services/T/B/X"`, the
+        Slack Web API `base("slack") + "/api"`, Twilio `base("twilio")` (`/2010-04-01/Accounts/...`),
+        Statuspage `base("statuspage")` (`/v1/pages/...`), webhooks `base("webhook") + "/anything"` and the
+    Anthropic SDK's `base_url` `base("anthropic")` (`/v1/messages`; see `anthropic_script()`).
+        `on_receive` is called (on the server's thread) with every recorded request.
     """
 
     def __init__(
@@ -180,7 +183,8 @@ class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, Control):
         """Answer the next `times` requests to `service` with `status` (`times=-1`: until `clear()`).
 
         `retry_after` adds a `Retry-After` header (seconds). The body is what the service sends
-        for that status: Slack's `rate_limited`, PagerDuty's `throttle event`, or a plain-text error.
+        for that status: Slack's `rate_limited`, PagerDuty's `throttle event`, Anthropic's typed error
+        JSON (its 429 always has `retry-after`, 1 s unless told), or a plain-text error.
         """
         _check_service(service)
         _check_fault(status, times)
@@ -198,10 +202,12 @@ class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, Control):
             self._state.requests.clear()
 
     def clear(self) -> None:
-        """Forget the recorded requests and the faults (Statuspage incidents are kept, so PATCH still works)."""
+        """Forget the recorded requests, the faults and the Anthropic script and mode (Statuspage incidents are
+        kept, so PATCH still works)."""
         with self._state.cond:
             self._state.requests.clear()
             self._state.faults.clear()
+        self.anthropic_reset()
 
     # the application
 
@@ -229,10 +235,16 @@ class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, Control):
                 self._recorded("statuspage", self._statuspage_update),
             ),
             web.post("/webhook/{rest:.*}", self._recorded("webhook", self._webhook)),
+            web.post("/anthropic/v1/messages", self._recorded("anthropic", self._anthropic_messages)),
+            web.route("*", "/anthropic/{rest:.*}", self._recorded("anthropic", self._anthropic_not_found)),
             web.get("/_standins/requests", self._control_list),
             web.delete("/_standins/requests", self._control_clear_requests),
             web.post("/_standins/faults", self._control_fault),
             web.delete("/_standins/faults", self._control_clear_faults),
+            web.post("/_standins/anthropic/script", self._control_anthropic_script),
+            web.post("/_standins/anthropic/auto", self._control_anthropic_auto),
+            web.post("/_standins/anthropic/mode", self._control_anthropic_mode),
+            web.delete("/_standins/anthropic", self._control_anthropic_reset),
         ]
         app.add_routes(routes)
         return app
@@ -256,7 +268,7 @@ class StandIns(PagerDuty, Slack, Twilio, Statuspage, Webhooks, Control):
                     form=incoming.form,
                     status=response.status,
                     at=time.time(),
-                    faulted=fault is not None,
+                    faulted=fault is not None or response.get(INJECTED, False),
                     response=response.body if isinstance(response.body, bytes) else b"",
                 )
             )

@@ -18,6 +18,7 @@ from rich.text import Text
 from incidentops.api.v1alpha1.common import format_time
 from incidentops.api.v1alpha1.incident import AlertSummary, IncidentSpec, IncidentStatus, current_severity
 from incidentops.cli.selection import IncidentSummary
+from incidentops.cli.triage_format import cascade_lines, postmortem_lines, triage_lines
 
 NONE = "<none>"
 MAX_ALERT_LABELS = 4
@@ -308,17 +309,11 @@ def describe(
         "  " + _field("Last seen", _since(alerts.last_seen, now), 14),
     ]
     lines += [alert_line(alert) for alert in alerts.recent]
-    if status.triage:
-        t = status.triage
-        confidence = f"{t.confidence:.0%}" if t.confidence is not None else NONE
-        lines += [
-            "Triage:",
-            f"  Source: {t.source or NONE}   Runbook: {t.runbook or NONE}   Confidence: {confidence}",
-        ]
+    lines += triage_lines(status)
+    lines += cascade_lines(status)
     lines += escalation_lines(status)
     lines += remediation_lines(status, now)
-    if status.postmortem_ref:
-        lines.append(_field("Postmortem", status.postmortem_ref))
+    lines += postmortem_lines(status)
     text = Text("\n".join(lines) + "\n")
     text.append("Conditions:\n")
     if status.conditions:

@@ -25,6 +25,7 @@ from incidentops.ingest.alerts import (
     dedup_key_of,
     service_of,
 )
+from incidentops.triage import signals
 
 SOURCE = "detectionrule"
 RULE_LABEL = "incidentops_rule"
@@ -117,4 +118,5 @@ def alert_for(
         ),
         runbook_ref=spec.runbook_ref.name if spec.runbook_ref else None,
         escalation_policy_ref=spec.escalation_policy_ref.name if spec.escalation_policy_ref else None,
+        signals=signals.read([labels, annotations]),
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from incidentops.api.v1alpha1.common import format_time, parse_duration
+from incidentops.api.v1alpha1.common import Severity, format_time, parse_duration
 from incidentops.api.v1alpha1.conditions import find_condition, set_condition
 from incidentops.api.v1alpha1.escalationpolicy import PER_PERSON, Channel, EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import (
@@ -28,6 +28,7 @@ from incidentops.api.v1alpha1.incident import (
     IncidentStatus,
     NotificationDelivery,
     NotificationEvent,
+    current_severity,
 )
 from incidentops.concern import Notice
 from incidentops.escalation.contacts import Directory
@@ -69,6 +70,8 @@ class Situation:
     generation: int | None = None
     rehearsal: bool = False  # a simulation that must page nobody: deliveries are Simulated, never sent
     policy_warning: str | None = None  # a broken policy passed over for this one
+    deferred_to: str | None = None  # a symptom: the root incident whose escalation pages instead
+    hold_until: datetime | None = None  # the first page waits until then (an upstream incident may show up)
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,8 @@ def summary_of(esc: EscalationStatus) -> str:
     """The Level column: the level notified last, or why there is none."""
     if esc.stopped == "NoPolicy":
         return "none"
+    if esc.stopped == "Deferred":
+        return "deferred"
     if esc.level is None:
         return "pending"
     latest = [d for d in esc.deliveries if d.event == "page" and d.level == esc.level]
@@ -303,6 +308,9 @@ def notified_condition(
     elif any(d.state == "Delivered" for d in esc.deliveries):
         next_at = f"; next level at {format_time(esc.next_escalation_at)}" if esc.next_escalation_at else ""
         cond = ("True", "Delivered", f"level {esc.level} notified{next_at}")
+    elif esc.stopped == "Deferred":
+        root = status.cascade.root if status.cascade else None
+        cond = ("False", "Deferred", f"a symptom of incident {root}: its escalation pages instead")
     elif esc.deliveries and all(d.state == "Simulated" for d in esc.deliveries):
         cond = ("False", "Rehearsal", f"rehearsal: level {esc.level} would have been paged; nothing is sent")
     elif esc.deliveries:
@@ -338,12 +346,15 @@ def decide(sit: Situation) -> Decision:
         elif status.escalation is None:
             return Decision(status, notices, fired)  # over before anyone looked: nothing to record, no write
         return Decision(status.model_copy(update={"escalation": esc}), notices, fired)
+    severity = current_severity(sit.spec, status)
     if esc.policy != sit.policy_name:
         if not is_open and esc.policy is None:
             return Decision(status, notices, fired)  # over before anyone could be paged: nothing to start
         anchor = status.detected_at or now if esc.policy is None else now
         esc = esc.model_copy(
             update={
+                "switches": esc.switches + (1 if esc.policy is not None else 0),
+                "chosen_for": severity,
                 "policy": sit.policy_name,
                 "reason": sit.policy_reason[:1024],
                 "policy_generation": sit.policy_generation,
@@ -358,8 +369,11 @@ def decide(sit: Situation) -> Decision:
         status = append_timeline(status, now, "EscalationPolicyChosen", message, ACTOR)
         if sit.policy_warning:
             notices.append(Notice("EscalationPolicyNotReady", sit.policy_warning[:1024], warning=True))
+    elif esc.chosen_for is None or Severity(severity) < Severity(esc.chosen_for):
+        esc = esc.model_copy(update={"chosen_for": severity})  # chosen again for the worse severity: kept
     acknowledged = status.acknowledged_at is not None
     levels = len(policy.levels)
+    epoch = f"e{esc.switches}" if esc.switches else ""
 
     def fire(level: int, round_: int, tag: str, due: datetime, manual: bool = False) -> None:
         nonlocal esc, status
@@ -377,7 +391,7 @@ def decide(sit: Situation) -> Decision:
     request = sit.spec.escalation_request
     if is_open and request is not None and request.at != esc.escalation_request_seen:
         target = min((esc.level or 0) + 1, levels)
-        fire(target, esc.round, "m" + format_time(request.at), now, manual=True)
+        fire(target, esc.round, "m" + format_time(request.at) + epoch, now, manual=True)
         why = f"{request.by} asked to escalate" + (f": {request.reason}" if request.reason else "")
         status = append_timeline(status, now, "EscalationRequested", why, request.by)
         esc = esc.model_copy(update={"escalation_request_seen": request.at, "stopped": None})
@@ -385,23 +399,38 @@ def decide(sit: Situation) -> Decision:
             anchored = now - parse_duration(policy.levels[target - 1].after)
             esc = _advance(policy, esc.model_copy(update={"round_started_at": anchored}), target)
     reached = _reached(sit)
+    deferred = is_open and not acknowledged and sit.deferred_to is not None
+    if deferred and esc.stopped != "Deferred":
+        waiting = f"level {esc.next_level} is not paged" if esc.next_level else "no level is paged"
+        message = f"deferred to incident {sit.deferred_to}, of which this is a symptom: {waiting} while it is open"
+        esc = esc.model_copy(update={"stopped": "Deferred", "exhausts_at": None})
+        status = append_timeline(status, now, "EscalationDeferred", message, ACTOR)
+        notices.append(Notice("EscalationDeferred", message))
+    elif not deferred and esc.stopped == "Deferred":
+        after = esc.next_level or 0
+        gap = parse_duration(policy.levels[after - 2].after) if after > 1 else timedelta(0)
+        esc = esc.model_copy(update={"stopped": None, "round_started_at": now - gap})
+        if is_open and not acknowledged:
+            message = "no longer a symptom of another incident: escalation resumes"
+            status = append_timeline(status, now, "EscalationResumed", message, ACTOR)
+            notices.append(Notice("EscalationResumed", message))
     paged_for_failure = False
     failed_first = "remediation-failed" in reached and esc.level is None and "remediation-failed" not in esc.announced
-    if is_open and not acknowledged and failed_first and esc.next_level is not None:
+    if is_open and not acknowledged and not deferred and failed_first and esc.next_level is not None:
         paged_for_failure = True
         # Remediation gave up before anyone was paged: page the first level now rather than at its delay.
         level = esc.next_level
-        fire(level, esc.round, f"r{esc.round}", now)
+        fire(level, esc.round, f"r{esc.round}{epoch}", now)
         esc = esc.model_copy(update={"round_started_at": now - parse_duration(policy.levels[level - 1].after)})
         esc = _advance(policy, esc, level)
     for _ in range(levels * (policy.repeat.times + 1)):
-        if not is_open or acknowledged:
+        if not is_open or acknowledged or deferred:
             break
-        due = deadline(policy, esc)
+        due = _held(deadline(policy, esc), esc, sit)
         if due is None or due > now or esc.next_level is None:
             break
         level = esc.next_level
-        fire(level, esc.round, f"r{esc.round}", due)
+        fire(level, esc.round, f"r{esc.round}{epoch}", due)
         esc = _advance(policy, esc, level)
     if is_open and not acknowledged and esc.exhausts_at is not None and esc.exhausts_at <= now and not esc.stopped:
         waited = answer_time(policy)
@@ -417,7 +446,7 @@ def decide(sit: Situation) -> Decision:
         esc = esc.model_copy(update={"next_level": None, "stopped": "Resolved"})
     elif acknowledged and esc.stopped != "Acknowledged":
         esc = esc.model_copy(update={"next_level": None, "stopped": "Acknowledged"})
-    next_at = deadline(policy, esc) if is_open and not acknowledged else None
+    next_at = _held(deadline(policy, esc), esc, sit) if is_open and not acknowledged and not deferred else None
     if next_at is None and is_open and not acknowledged and esc.stopped is None:
         next_at = esc.exhausts_at
     esc = esc.model_copy(update={"next_escalation_at": next_at})
@@ -435,6 +464,13 @@ def decide(sit: Situation) -> Decision:
     status = status.model_copy(update={"escalation": esc})
     status = notified_condition(status, esc, now, sit.generation)
     return Decision(status, notices, fired)
+
+
+def _held(due: datetime | None, esc: EscalationStatus, sit: Situation) -> datetime | None:
+    """A first page waits for the cascade hold (a service with dependencies: its upstream may be the root)."""
+    if due is None or esc.level is not None or sit.hold_until is None:
+        return due
+    return max(due, sit.hold_until)
 
 
 def _duration(value: timedelta) -> str:

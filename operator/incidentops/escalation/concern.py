@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from incidentops.api.v1alpha1.common import parse_time
+from incidentops.api.v1alpha1.common import Severity, parse_time
 from incidentops.api.v1alpha1.conditions import ESCALATED, NOTIFIED, REMEDIATED, REMEDIATION_FAILED
 from incidentops.api.v1alpha1.incident import (
     ENDED_STATES,
@@ -56,8 +56,14 @@ def due_at(body: Mapping[str, Any], now: datetime) -> datetime | None:
     ref = (spec.get("escalationPolicyRef") or {}).get("name")
     if ref and ref != esc.get("policy") and is_open:
         return now
+    severity, chosen_for = status.get("severity"), esc.get("chosenFor")
+    if is_open and severity and chosen_for and Severity(severity) < Severity(chosen_for):
+        return now  # worse than the policy was chosen for: choose again
     if esc.get("stopped") == "NoPolicy":
         return None  # a new policy in the namespace wakes it (policy_changed)
+    root = (status.get("cascade") or {}).get("root")
+    if is_open and not status.get("acknowledgedAt") and bool(root) != (esc.get("stopped") == "Deferred"):
+        return now  # became a symptom, or stopped being one
     request = spec.get("escalationRequest") or {}
     if request.get("at") and request.get("at") != esc.get("escalationRequestSeen") and is_open:
         return now
@@ -175,7 +181,13 @@ class Escalation(WatchedConcern):
         """The incident's policy: the one it has (unless spec names another), else a fresh choice."""
         esc = status.escalation
         ref = spec.escalation_policy_ref.name if spec.escalation_policy_ref else None
-        if esc is not None and esc.policy and (ref is None or ref == esc.policy):
+        worse = (
+            esc is not None
+            and esc.chosen_for is not None
+            and status.severity is not None
+            and (Severity(status.severity) < Severity(esc.chosen_for))
+        )
+        if esc is not None and esc.policy and (ref is None or ref == esc.policy) and not worse:
             where = policy_namespace(esc.policy, namespace)
             kept = await self.policies.current(where, esc.policy.rpartition("/")[2], esc.reason or "")
             if kept is not None:
@@ -205,6 +217,8 @@ class Escalation(WatchedConcern):
             generation=meta.get("generation"),
             rehearsal=spec.rehearsal,
             policy_warning=chosen.warning,
+            deferred_to=status.cascade.root if status.cascade else None,
+            hold_until=status.cascade.hold_until if status.cascade and status.cascade.depends_on else None,
         )
 
     # -- deciding (pure) ------------------------------------------------------------------------

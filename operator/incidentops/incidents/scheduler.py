@@ -46,6 +46,8 @@ class IncidentScheduler:
         # results of effects not yet recorded (the recording turn failed): kept until a turn records them,
         # so an apiserver blip never turns a sent page into one sent again when its claim expires
         self._carried: dict[Key, dict[str, Any]] = {}
+        for concern in self.concerns:
+            concern.bind(self.wake, self.deliver)
 
     async def start(self) -> int:
         """One LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
@@ -88,9 +90,14 @@ class IncidentScheduler:
         due[concern] = min(due.get(concern, now), now)
         self.lane.schedule(key, now)
 
+    def deliver(self, key: Key, concern: str, result: Any) -> None:
+        """A result of `concern`'s background work on `key`: its next turn (now) records it."""
+        self._carried.setdefault(key, {})[concern] = result
+        self.wake(key, concern)
+
     def _keep(self, key: Key, carried: dict[str, Any]) -> None:
-        if carried:
-            self._carried[key] = carried
+        if carried:  # a result delivered while the turn ran is newer than the turn's own
+            self._carried[key] = {**carried, **self._carried.get(key, {})}
 
     async def _work(self, raw: Hashable) -> datetime | None:
         key: Key = raw  # type: ignore[assignment]

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.incident import AlertSignals
 from incidentops.config import Config
 from incidentops.ingest.payloads import AlertmanagerAlert, AlertmanagerWebhook, Event
+from incidentops.triage import signals
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Alert:
     runbook_ref: str | None = None
     escalation_policy_ref: str | None = None
     correlation: str | None = None  # set by a source that knows better (a DetectionRule's groupBy)
+    signals: AlertSignals | None = None  # impact it reports (error ratio, users affected...), for triage
 
 
 MAX_LABELS = 64
@@ -192,6 +195,7 @@ def _from_am_alert(
         else None,
         annotations=annotations,
         unknown_severity=unknown,
+        signals=signals.read([labels, annotations]),
     )
 
 
@@ -229,4 +233,5 @@ def from_event(event: Event, config: Config, warn: Warn = _unheard, where: str =
         ends_at=None if firing else event.time(),
         generator_url=_bounded(event.url, MAX_LABEL_VALUE, f"{where}.url", warn) if event.url else None,
         unknown_severity=unknown,
+        signals=signals.read([labels]),
     )

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from incidentops.api.v1alpha1.common import Severity, format_time
 from incidentops.api.v1alpha1.incident import (
     MAX_ACTIVE_ALERTS,
+    MAX_ALERT_NAMES,
     MAX_RESOLVED_MEMORY,
     MAX_TIMELINE_NAMES,
     OPEN_STATES,
@@ -19,6 +20,7 @@ from incidentops.api.v1alpha1.incident import (
 )
 from incidentops.ingest.alerts import Alert
 from incidentops.lifecycle.machine import append_timeline, transition
+from incidentops.triage.signals import combine
 
 COALESCE = timedelta(minutes=1)
 
@@ -100,6 +102,8 @@ def apply_alerts(
     new_unknown: list[tuple[str, Severity]] = []
     worst: Severity | None = None
     active = dict.fromkeys(counts.active)
+    names = list(counts.names)
+    worst_signals = counts.signals
     recent = {r.fingerprint: r for r in counts.recent}
     resolved = {_occurrence(r.key, r.starts_at): r for r in counts.resolved}
     for alert in alerts:
@@ -118,12 +122,15 @@ def apply_alerts(
             if began:
                 counts.count += 1
                 outcome.new_firing.append(alert.name)
+                if alert.name not in names and len(names) < MAX_ALERT_NAMES:
+                    names.append(alert.name)
                 if worst is None or Severity(alert.severity) < worst:
                     worst = Severity(alert.severity)
                 outcome.unknown_severity += 1 if alert.unknown_severity else 0
                 if alert.unknown_severity and alert.unknown_severity not in unknown:
                     unknown.append(alert.unknown_severity)
                     new_unknown.append((alert.unknown_severity, Severity(alert.severity)))
+            worst_signals = combine(worst_signals, alert.signals)
             started = min(alert.starts_at, now) if alert.starts_at else None  # a sender's clock may run ahead
             if started and (status.started_at is None or started < status.started_at):
                 status = status.model_copy(update={"started_at": started})
@@ -137,6 +144,8 @@ def apply_alerts(
         recent.pop(alert.dedup_key, None)
         recent[alert.dedup_key] = _summary(alert, now, common_labels or {})
     counts.active = list(active)
+    counts.names = names
+    counts.signals = worst_signals
     counts.resolved = list(resolved.values())[-MAX_RESOLVED_MEMORY:]
     counts.firing = len(active) + counts.untracked
     counts.recent = list(recent.values())[-recent_limit:]

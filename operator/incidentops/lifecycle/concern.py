@@ -16,8 +16,14 @@ from typing import Any
 
 from incidentops.api.v1alpha1.common import MANAGED_BY, MANAGED_BY_LABEL, parse_time
 from incidentops.api.v1alpha1.conditions import ACKNOWLEDGED, RESOLVED
-from incidentops.api.v1alpha1.incident import SEVERITY_LABEL, IncidentSpec, IncidentStatus, current_severity
-from incidentops.api.v1alpha1.resources import INCIDENT
+from incidentops.api.v1alpha1.incident import (
+    SEVERITY_LABEL,
+    IncidentSpec,
+    IncidentState,
+    IncidentStatus,
+    current_severity,
+)
+from incidentops.api.v1alpha1.resources import INCIDENT, POSTMORTEM
 from incidentops.concern import LIFECYCLE_FIELDS, Decision, Move, Ownership, WatchedConcern
 from incidentops.kube import AsyncKube, NotFound, Obj
 from incidentops.lifecycle.intents import reconcile_intents
@@ -82,8 +88,34 @@ class Lifecycle(WatchedConcern):
     name = "lifecycle"
     owns = LIFECYCLE
 
-    def __init__(self, kube: AsyncKube) -> None:
+    def __init__(self, kube: AsyncKube, postmortem_severities: frozenset[str] = frozenset({"SEV1", "SEV2"})) -> None:
         self.kube = kube
+        self.postmortem_severities = postmortem_severities
+
+    async def observe(self, obj: Obj, status: IncidentStatus, now: datetime, carried: Any) -> Any:
+        """Whether a pending request to close must be refused: a required postmortem not yet Published."""
+        spec = IncidentSpec.model_validate(obj.get("spec") or {})
+        request = spec.requested_state
+        if request is None or str(request.state) != IncidentState.CLOSED or status.state != IncidentState.RESOLVED:
+            return None
+        link = status.postmortem
+        required = link.required if link is not None else (
+            not spec.drill and str(current_severity(spec, status)) in self.postmortem_severities
+        )  # fmt: skip
+        if not required:
+            return None
+        name = (link.name if link else None) or obj["metadata"]["name"]
+        try:
+            written = await self.kube.get(POSTMORTEM, obj["metadata"]["namespace"], name)
+        except NotFound:
+            return f"its postmortem is required ({current_severity(spec, status)}) and not written yet"
+        state = (written.get("spec") or {}).get("state") or "Draft"
+        if state == "Published":
+            return None
+        return (
+            f"its postmortem {name} is {state}; publish it first "
+            f'(kubectl patch pm {name} --type merge -p \'{{"spec":{{"state":"Published"}}}}\')'
+        )
 
     def wake(self, body: Mapping[str, Any], now: datetime) -> datetime | None:
         if awaits_ingester(body, now):
@@ -104,7 +136,11 @@ class Lifecycle(WatchedConcern):
         if not needs_reconcile(obj, now):
             return Decision(status, effects=[label]) if label else None
         result = reconcile_intents(
-            spec, status if obj.get("status") else None, now=now, generation=meta.get("generation")
+            spec,
+            status if obj.get("status") else None,
+            now=now,
+            generation=meta.get("generation"),
+            close_refusal=observed if isinstance(observed, str) else None,
         )
         severity = current_severity(spec, result.status)
         metrics = result.status.metrics

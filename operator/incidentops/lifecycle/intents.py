@@ -31,7 +31,12 @@ class Reconciled:
 
 
 def reconcile_intents(
-    spec: IncidentSpec, status: IncidentStatus | None, *, now: datetime, generation: int | None
+    spec: IncidentSpec,
+    status: IncidentStatus | None,
+    *,
+    now: datetime,
+    generation: int | None,
+    close_refusal: str | None = None,
 ) -> Reconciled:
     """The status after applying what humans wrote in spec."""
     notices: list[Notice] = []
@@ -93,7 +98,7 @@ def reconcile_intents(
         )
         notices.append(Notice("ResolutionRecorded", f"resolution recorded by {res.by}"))
     if spec.requested_state is not None:
-        status = _requested_state(spec.requested_state, status, now, notices, generation)
+        status = _requested_state(spec.requested_state, status, now, notices, generation, close_refusal)
     if spec.assignee != status.assignee:
         text = f"assigned to {spec.assignee}" if spec.assignee else "unassigned"
         status = append_timeline(status.model_copy(update={"assignee": spec.assignee}), now, "Assigned", text)
@@ -153,7 +158,12 @@ def _request_key(request: StateRequest) -> str:
 
 
 def _requested_state(
-    request: StateRequest, status: IncidentStatus, now: datetime, notices: list[Notice], generation: int | None
+    request: StateRequest,
+    status: IncidentStatus,
+    now: datetime,
+    notices: list[Notice],
+    generation: int | None,
+    close_refusal: str | None = None,
 ) -> IncidentStatus:
     """Apply a responder's state change once; an illegal one is refused visibly, not retried forever."""
     key = _request_key(request)
@@ -163,6 +173,10 @@ def _requested_state(
     target = IncidentState(request.state)
     if status.state == target:
         return status
+    if target == IncidentState.CLOSED and close_refusal and status.state == IncidentState.RESOLVED:
+        text = f"{request.by} asked for {target}: {close_refusal}"
+        notices.append(Notice("StateChangeRefused", text, warning=True))
+        return append_timeline(status, now, "StateChangeRefused", text, request.by)
     try:
         moved = transition(
             status, target, now=intent_time(request.at, status, now), actor=request.by, generation=generation

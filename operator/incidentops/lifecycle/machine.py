@@ -9,13 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from incidentops.api.v1alpha1.conditions import Condition, set_condition
-from incidentops.api.v1alpha1.incident import (
-    MAX_TIMELINE,
-    IncidentMetrics,
-    IncidentState,
-    IncidentStatus,
-    TimelineEntry,
-)
+from incidentops.api.v1alpha1.incident import IncidentMetrics, IncidentState, IncidentStatus
+from incidentops.concern import append_timeline
+
+__all__ = ["append_timeline"]  # kept here too: it is where the lifecycle's callers look for it
 
 S = IncidentState
 _WORKING = {S.INVESTIGATING, S.IDENTIFIED, S.MITIGATING, S.MONITORING}
@@ -49,16 +46,6 @@ def check(current: IncidentState, target: IncidentState) -> None:
     if target not in ALLOWED[IncidentState(current)]:
         allowed = ", ".join(sorted(ALLOWED[IncidentState(current)])) or "nothing (it is final)"
         raise IllegalTransitionError(f"cannot move from {current} to {target}; from {current} it can go to {allowed}")
-
-
-def append_timeline(
-    status: IncidentStatus, at: datetime, type_: str, message: str, actor: str | None = None
-) -> IncidentStatus:
-    """Add an entry; past the bound the oldest go, but the first (how it began) always stays."""
-    entries = [*status.timeline, TimelineEntry(at=at, type=type_, message=message[:2048], actor=actor)]
-    if len(entries) > MAX_TIMELINE:
-        entries = [entries[0], *entries[-(MAX_TIMELINE - 1) :]]
-    return status.model_copy(update={"timeline": entries})
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

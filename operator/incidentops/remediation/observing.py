@@ -162,7 +162,7 @@ class Reader:
             target=str(target),
             target_namespace=target.namespace or obj["metadata"]["namespace"],
             target_opted_out=False,  # the action's own plan refuses opted-out targets, with the annotation named
-            category=spec.category,
+            category=facts.category,
             confidence=remediation.confidence,
             now=now,
             history=self.ledger.history(excluding=obj["metadata"]["uid"], now=now, drills=spec.drill),

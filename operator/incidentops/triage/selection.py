@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from incidentops.api.v1alpha1.common import Category
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus, current_severity
 from incidentops.api.v1alpha1.runbook import RunbookMatch, RunbookSpec
 
@@ -25,8 +26,27 @@ class IncidentFacts:
         common = dict(spec.labels or {})
         recent = status.alerts.recent if status is not None else []
         names = {a.name for a in recent} | ({common["alertname"]} if "alertname" in common else set())
+        if status is not None:
+            names |= set(status.alerts.names)
         label_sets = tuple({**common, **a.labels} for a in recent) or (common,)
-        return cls(str(current_severity(spec, status)), spec.category, spec.service, frozenset(names), label_sets)
+        category = effective_category(spec, status)
+        return cls(str(current_severity(spec, status)), category, spec.service, frozenset(names), label_sets)
+
+
+def effective_category(spec: IncidentSpec, status: IncidentStatus | None) -> str | None:
+    """The incident's category: security when anyone says so (the alerts, the rules, a model), else the
+    alerts' category label, else triage's. Security is sticky: nothing runs automatically for it."""
+    triage = status.triage if status is not None else None
+    said = [
+        spec.category,
+        triage.category if triage else None,
+        triage.rules.category if triage and triage.rules else None,
+    ]
+    signals = status.alerts.signals if status is not None else None
+    if Category.SECURITY in said or (signals is not None and signals.security):
+        return str(Category.SECURITY)
+    chosen = spec.category or (triage.category if triage else None)
+    return str(chosen) if chosen else None
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,15 @@ from incidentops.api.v1alpha1.common import (
 from incidentops.api.v1alpha1.conditions import Condition
 from incidentops.api.v1alpha1.incident_alerts import (
     MAX_ACTIVE_ALERTS,
+    MAX_ALERT_NAMES,
     MAX_RECENT_ALERTS,
     MAX_RESOLVED_MEMORY,
+    AlertSignals,
     AlertsStatus,
     AlertSummary,
     ResolvedOccurrence,
 )
+from incidentops.api.v1alpha1.incident_cascade import CascadeStatus
 from incidentops.api.v1alpha1.incident_escalation import (
     MAX_DELIVERIES,
     DeliveryState,
@@ -52,6 +55,7 @@ from incidentops.api.v1alpha1.incident_intents import (
     Simulation,
     StateRequest,
 )
+from incidentops.api.v1alpha1.incident_postmortem import PostmortemLink
 from incidentops.api.v1alpha1.incident_remediation import (
     RemediationPhase,
     RemediationStatus,
@@ -60,13 +64,20 @@ from incidentops.api.v1alpha1.incident_remediation import (
     VerificationProgress,
 )
 from incidentops.api.v1alpha1.incident_timeline import MAX_TIMELINE, MAX_TIMELINE_NAMES, TimelineEntry
-from incidentops.api.v1alpha1.incident_triage import TriageResult
+from incidentops.api.v1alpha1.incident_triage import (
+    LlmTriage,
+    RulesTriage,
+    TriageAnswer,
+    TriageResult,
+    TriageToolCall,
+)
 
 # The status models of each concern's part live in their own modules; this one keeps the top level
 # (state, spec, the whole status) and names them all, so callers import from one place.
 __all__ = [
     "ENDED_STATES",
     "MAX_ACTIVE_ALERTS",
+    "MAX_ALERT_NAMES",
     "MAX_DELIVERIES",
     "MAX_NOTES",
     "MAX_RECENT_ALERTS",
@@ -76,9 +87,11 @@ __all__ = [
     "OPEN_STATES",
     "SEVERITY_LABEL",
     "Acknowledgement",
+    "AlertSignals",
     "AlertSummary",
     "AlertsStatus",
     "Approval",
+    "CascadeStatus",
     "DeliveryState",
     "EscalationRequest",
     "EscalationStatus",
@@ -86,20 +99,25 @@ __all__ = [
     "IncidentSpec",
     "IncidentState",
     "IncidentStatus",
+    "LlmTriage",
     "Note",
     "NotificationDelivery",
     "NotificationEvent",
+    "PostmortemLink",
     "RemediationPhase",
     "RemediationStatus",
     "RemediationStepStatus",
     "Resolution",
     "ResolvedOccurrence",
+    "RulesTriage",
     "SeverityChoice",
     "Simulation",
     "StateRequest",
     "StepState",
     "TimelineEntry",
+    "TriageAnswer",
     "TriageResult",
+    "TriageToolCall",
     "VerificationProgress",
     "current_severity",
 ]
@@ -391,8 +409,11 @@ class IncidentStatus(StatusModel):
         ),
     ] = None
     severity_source: Annotated[
-        Literal["alerts", "human"] | None,
-        Field(description="alerts: follows the worst alert; human: set in spec, alerts no longer change it."),
+        Literal["alerts", "triage", "human"] | None,
+        Field(
+            description="alerts: follows the worst alert; triage: raised by triage from the alerts' signals (alerts "
+            "may still raise it); human: set in spec, neither alerts nor triage change it."
+        ),
     ] = None
     spec_severity: Annotated[
         Severity | None,
@@ -493,9 +514,16 @@ class IncidentStatus(StatusModel):
             "began) stays.",
         ),
     ] = []
-    postmortem_ref: Annotated[
-        str | None,
-        Field(max_length=253, description="The name of the postmortem written for the incident after resolution."),
+    cascade: Annotated[
+        CascadeStatus | None,
+        Field(
+            description="The upstream incident this one is a symptom of (its escalation defers to the root's), "
+            "from the services' declared dependencies."
+        ),
+    ] = None
+    postmortem: Annotated[
+        PostmortemLink | None,
+        Field(description="The postmortem: whether one is required, its name and its state (kubectl get pm)."),
     ] = None
     recurred_as: Annotated[
         str | None,

@@ -11,6 +11,7 @@ from incidentops.api.v1alpha1.common import LabelMap, StatusModel, Timestamp
 MAX_RECENT_ALERTS = 10
 MAX_ACTIVE_ALERTS = 5000
 MAX_RESOLVED_MEMORY = 200
+MAX_ALERT_NAMES = 20
 
 
 class AlertSummary(StatusModel):
@@ -76,6 +77,33 @@ class ResolvedOccurrence(StatusModel):
     ]
 
 
+class AlertSignals(StatusModel):
+    """Impact the alerts reported, the worst of each (labels or annotations such as errorRatio: "0.62").
+
+    Rules triage reads these to assess severity the way the severity table says: share of errors or of
+    users affected, latency against normal, a security signal, core functionality.
+    """
+
+    error_ratio: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="The worst share of requests failing an alert reported, 0 to 1 (0.62: 62%)."),
+    ] = None
+    users_affected: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="The worst share of users affected an alert reported, 0 to 1."),
+    ] = None
+    latency_multiple: Annotated[
+        float | None,
+        Field(ge=0, description="The worst latency an alert reported, as a multiple of normal (5: five times)."),
+    ] = None
+    security: Annotated[
+        bool | None, Field(description="True when an alert said it is about security (a security label or signal).")
+    ] = None
+    core: Annotated[
+        bool | None, Field(description="True when an alert said core functionality is affected (core: true).")
+    ] = None
+
+
 class AlertsStatus(StatusModel):
     """Alert bookkeeping, bounded in size whatever the storm."""
 
@@ -131,6 +159,20 @@ class AlertsStatus(StatusModel):
             f"{MAX_RECENT_ALERTS}).",
         ),
     ] = []
+    names: Annotated[
+        list[Annotated[str, Field(max_length=253)]],
+        Field(
+            max_length=MAX_ALERT_NAMES,
+            description=f"The distinct alert names seen in the incident, in the order they first fired (at most "
+            f"{MAX_ALERT_NAMES}). A new name is new evidence: triage looks again.",
+        ),
+    ] = []
+    signals: Annotated[
+        AlertSignals | None,
+        Field(
+            description="The impact the alerts reported (error ratio, users affected, latency, security), worst first."
+        ),
+    ] = None
     unknown_severities: Annotated[
         list[Annotated[str, Field(max_length=64)]],
         Field(

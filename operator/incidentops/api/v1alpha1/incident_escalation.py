@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from incidentops.api.v1alpha1.common import StatusModel, Timestamp
+from incidentops.api.v1alpha1.common import Severity, StatusModel, Timestamp
 
 NotificationEvent = Literal["page", "acknowledged", "update", "resolved"]
 DeliveryState = Literal["Pending", "Delivered", "Failed", "Simulated"]
@@ -91,6 +91,20 @@ class EscalationStatus(StatusModel):
     policy_generation: Annotated[
         int | None, Field(ge=0, description="The policy's metadata.generation when it was chosen.")
     ] = None
+    chosen_for: Annotated[
+        Severity | None,
+        Field(
+            description="The severity the policy was chosen for; when the incident gets worse, the choice is made "
+            "again (a SEV1 policy takes over from a SEV3 one)."
+        ),
+    ] = None
+    switches: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="How many times another policy took over (a severity rise); pages of each are told apart.",
+        ),
+    ] = 0
     level: Annotated[
         int | None,
         Field(ge=1, description="The level notified last, 1 for the policy's first level (the Level column)."),
@@ -140,7 +154,8 @@ class EscalationStatus(StatusModel):
         Field(
             max_length=63,
             description="Why the chain stopped: Acknowledged, Resolved, Exhausted (every level and repeat "
-            "notified, and the last one had its time to answer) or NoPolicy.",
+            "notified, and the last one had its time to answer), NoPolicy, or Deferred (a symptom of another "
+            "incident, status.cascade.root, whose escalation pages instead).",
         ),
     ] = None
     escalation_request_seen: Annotated[

@@ -11,6 +11,7 @@ from incidentops.api.v1alpha1.common import API_VERSION, GROUP, VERSION
 from incidentops.api.v1alpha1.detectionrule import DetectionRuleSpec, DetectionRuleStatus
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec, EscalationPolicyStatus
 from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
+from incidentops.api.v1alpha1.postmortem import PostmortemSpec, PostmortemStatus
 from incidentops.api.v1alpha1.runbook import RunbookSpec, RunbookStatus
 
 
@@ -86,7 +87,12 @@ INCIDENT = Kind(
         PrinterColumn(
             "Remediation", ".status.remediation.phase", description="Where the runbook run stands (Verified, ...)"
         ),
+        PrinterColumn(
+            "Root", ".status.cascade.root", description="The upstream incident this one is a symptom of, if any"
+        ),
         PrinterColumn("Title", ".spec.title", priority=1),
+        PrinterColumn("Category", ".status.triage.category", priority=1),
+        PrinterColumn("Triage", ".status.triage.source", priority=1, description="rules or llm"),
         PrinterColumn("Assignee", ".spec.assignee", priority=1),
         AGE,
     ),
@@ -141,5 +147,22 @@ ESCALATION_POLICY = Kind(
     ),
 )
 
-KINDS: tuple[Kind, ...] = (INCIDENT, DETECTION_RULE, RUNBOOK, ESCALATION_POLICY)
+POSTMORTEM = Kind(
+    kind="Postmortem",
+    plural="postmortems",
+    short_names=("pm",),
+    spec_model=PostmortemSpec,
+    status_model=PostmortemStatus,
+    description="The blameless review of a resolved incident: written once by the operator, then the team's.",
+    columns=(
+        PrinterColumn("Incident", ".spec.incidentRef.name"),
+        PrinterColumn("Severity", ".spec.severity"),
+        PrinterColumn("State", ".spec.state", description="Draft, InReview or Published"),
+        PrinterColumn("Open", ".status.openActionItems", "integer", description="Action items not done"),
+        PrinterColumn("Title", ".spec.title", priority=1),
+        AGE,
+    ),
+)
+
+KINDS: tuple[Kind, ...] = (INCIDENT, DETECTION_RULE, RUNBOOK, ESCALATION_POLICY, POSTMORTEM)
 KIND_BY_NAME: dict[str, Kind] = {k.kind: k for k in KINDS}

@@ -1,0 +1,1 @@
+"""Postmortems: written once at resolution from a template (a model drafts the narrative when configured)."""
