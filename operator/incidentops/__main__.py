@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -21,8 +22,10 @@ from incidentops.incidents.turn import Turns
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, KubeClient, KubeError, load_api_client
 from incidentops.lifecycle.concern import move
+from incidentops.llm import CallBudget, Llm
 from incidentops.prometheus import Prometheus
 from incidentops.readiness.rechecks import Rechecks
+from incidentops.redaction import origin
 
 log = logging.getLogger("incidentops")
 
@@ -37,9 +40,10 @@ async def run(config: config_module.Config) -> None:
         ) from None
     kube = AsyncKube(KubeClient(api_client), workers=config.kube_workers)
     prometheus = await prometheus_of(config, kube)
+    model = await llm_of(config, kube)
     deadlines = Deadlines(utc_now, concurrency=16)
     turns = Turns(kube, utc_now, mover=move)
-    concerns = registry.concerns(kube, config, utc_now, prometheus)
+    concerns = registry.concerns(kube, config, utc_now, prometheus, model)
     scheduler = IncidentScheduler(kube, turns, concerns, deadlines, utc_now, config.namespaces)
     ingestor = Ingestor(kube, config, utc_now, turns)
     deps = Deps(config=config, kube=kube, ingestor=ingestor, deadlines=deadlines, scheduler=scheduler)
@@ -128,6 +132,38 @@ async def start_when_ready(scheduler: IncidentScheduler, kopf_ready: asyncio.Eve
             )
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
+
+
+async def llm_of(config: config_module.Config, kube: AsyncKube) -> Llm | None:
+    """The language model triage may ask, when one is configured (a key, and INCIDENTOPS_LLM not off)."""
+    if config.llm == "off":
+        log.info("triage by a language model is off (INCIDENTOPS_LLM=off): rules triage only")
+        return None
+    key = os.environ.get("ANTHROPIC_API_KEY") or None
+    if config.llm_api_key_secret:
+        namespace, name, item = config.llm_api_key_secret.split("/")
+        try:
+            key = await kube.secret_value(namespace, name, item) or key
+        except KubeError as error:
+            log.error(
+                "cannot read the Anthropic API key from Secret %s/%s: %s; rules triage only", namespace, name, error
+            )
+            return None
+    if not key:
+        log.info("no Anthropic API key (INCIDENTOPS_LLM_API_KEY_SECRET or ANTHROPIC_API_KEY): rules triage only")
+        return None
+    where = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+    log.info(
+        "triage asks %s at %s (at most %d calls an hour, %d tool calls and %d tokens an investigation, %s each)",
+        config.llm_model, origin(where), config.llm_calls_per_hour, config.llm_max_tool_calls,
+        config.llm_token_budget, config.llm_timeout,
+    )  # fmt: skip
+    return Llm(
+        api_key=key,
+        model=config.llm_model,
+        max_tokens=config.llm_max_tokens,
+        budget=CallBudget(config.llm_calls_per_hour),
+    )
 
 
 class StartError(Exception):

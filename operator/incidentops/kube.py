@@ -408,6 +408,11 @@ class AsyncKube:
     async def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
         return await self.run(self.client.patch_labels, kind, namespace, name, labels)
 
+    async def patch_status(
+        self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
+    ) -> Obj:
+        return await self.run(self.client.patch_status, kind, namespace, name, patch, resource_version)
+
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return await self.run(self.client.secret_value, namespace, name, key)
 

@@ -167,5 +167,6 @@ class Llm:
         return excerpt(text, 300, self.secrets)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()

@@ -183,17 +183,17 @@ def test_crds_have_status_subresource_printer_columns_and_short_names() -> None:
 
 
 def test_status_fields_no_model_knows_survive_a_round_trip_and_the_crd_keeps_them() -> None:
-    """A newer operator's fields (here postmortem, triage.model) come back as they went: nothing erased."""
+    """A newer operator's fields (here retrospective, triage.model) come back as they went: nothing erased."""
     from incidentops.api.v1alpha1.incident import IncidentStatus  # noqa: PLC0415
 
     written = {
         "state": "Detected",
-        "postmortem": {"name": "pm-1", "state": "Draft"},
+        "retrospective": {"name": "pm-1", "state": "Draft"},
         "triage": {"source": "llm", "model": "claude-x", "toolCalls": [{"name": "recent_changes"}]},
         "remediation": {"phase": "Running", "futureKnob": 3},
     }
     back = IncidentStatus.model_validate(written).wire()
-    assert back["postmortem"] == written["postmortem"]
+    assert back["retrospective"] == written["retrospective"]
     assert back["triage"]["model"] == "claude-x" and back["triage"]["toolCalls"] == [{"name": "recent_changes"}]
     assert back["remediation"]["futureKnob"] == 3
     status = openapi_schema(KIND_BY_NAME["Incident"])["properties"]["status"]

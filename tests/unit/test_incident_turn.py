@@ -178,12 +178,12 @@ async def test_nothing_to_change_writes_nothing_and_a_deleted_incident_is_gone()
 
 
 def test_fields_no_model_knows_and_other_concerns_parts_survive_a_merge() -> None:
-    base = IncidentStatus.model_validate({**initial_status(T0, how="x").wire(), "postmortem": {"name": "pm-1"}})
+    base = IncidentStatus.model_validate({**initial_status(T0, how="x").wire(), "retrospective": {"name": "pm-1"}})
     base = base.model_copy(update={"triage": TriageResult(runbook="a", source="rules")})
     conditions = set_condition(base.conditions, "Remediated", "False", "Running", "x", now=T0)
     decided = base.model_copy(update={"conditions": conditions, "triage": None, "assignee": "x"})
     merged = merge(base, decided, Ownership(frozenset({"remediation"}), frozenset({"Remediated"})))
-    assert merged.status.wire()["postmortem"] == {"name": "pm-1"}
+    assert merged.status.wire()["retrospective"] == {"name": "pm-1"}
     assert merged.status.triage is not None and merged.status.assignee is None
     assert {c.type for c in merged.status.conditions} >= {"Remediated", "Acknowledged", "Resolved"}
     assert sorted(merged.trespassed) == ["assignee", "triage"]

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from incidentops.api.v1alpha1.common import GROUP
-from incidentops.handlers import detection, escalation, incidents, readiness
+from incidentops.handlers import detection, escalation, incidents, postmortems, readiness
 from incidentops.handlers.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def build_registry(deps: Deps) -> kopf.OperatorRegistry:
     incidents.register(registry, deps)
     detection.register(registry, deps)
     escalation.register(registry, deps)
+    postmortems.register(registry, deps)
     return registry
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from incidentops.api.v1alpha1.common import parse_duration
+from incidentops.api.v1alpha1.common import parse_duration, parse_time
 from incidentops.api.v1alpha1.conditions import ESCALATED, REMEDIATED
 from incidentops.api.v1alpha1.incident import (
     ENDED_STATES,
@@ -71,6 +71,15 @@ def wants_turn(body: Mapping[str, Any]) -> bool:
         waiting = {s["name"] for s in remediation.get("steps") or [] if s.get("state") == "AwaitingApproval"}
         return not is_open or any(a.get("step") in waiting for a in spec.get("approvals") or [])
     return is_open and ref is not None and ref != remediation.get("runbook")
+
+
+def held_until(body: Mapping[str, Any], now: datetime) -> datetime | None:
+    """Until when the choice waits for a model's triage (only set when its answer can change what runs)."""
+    llm = ((body.get("status") or {}).get("triage") or {}).get("llm") or {}
+    if llm.get("state") != "Pending" or not llm.get("holdUntil"):
+        return None
+    until = parse_time(str(llm["holdUntil"]))
+    return until if until > now else None
 
 
 def mode_of(spec: IncidentSpec, status: IncidentStatus) -> Mode:
@@ -134,7 +143,11 @@ class Remediation(WatchedConcern):
     # -- what wakes it ------------------------------------------------------------------------
 
     def wake(self, body: Mapping[str, Any], now: datetime) -> datetime | None:
-        return now if wants_turn(body) else None
+        if not wants_turn(body):
+            return None
+        if (body.get("status") or {}).get("remediation") is None:
+            return held_until(body, now) or now  # a model's answer that can change the choice is awaited
+        return now
 
     def seen(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -212,6 +225,9 @@ class Remediation(WatchedConcern):
     ) -> Decision | None:
         triage = status.triage
         assert triage is not None
+        waiting = held_until({"status": status.wire()}, now) if status.remediation is None else None
+        if waiting is not None:
+            return Decision(status, next_at=waiting)  # the model may choose otherwise; never longer than its timeout
         runbook = observed.runbook
         reason = triage.choice or "triage chose no runbook"
         if triage.runbook and runbook is None:
