@@ -21,13 +21,14 @@ def am_alert(
     status: str = "firing",
     summary: str = "",
     starts_at: datetime | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One alert as Alertmanager puts it in a notification."""
     start = (starts_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "status": status,
         "labels": labels,
-        "annotations": {"summary": summary} if summary else {},
+        "annotations": {**({"summary": summary} if summary else {}), **(annotations or {})},
         "startsAt": start,
         "endsAt": ZERO_TIME if status == "firing" else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "generatorURL": "http://prometheus.local/graph?g0.expr=up",

@@ -158,12 +158,14 @@ async def llm_of(config: config_module.Config, kube: AsyncKube) -> Llm | None:
         config.llm_model, origin(where), config.llm_calls_per_hour, config.llm_max_tool_calls,
         config.llm_token_budget, config.llm_timeout,
     )  # fmt: skip
-    return Llm(
+    model = Llm(
         api_key=key,
         model=config.llm_model,
         max_tokens=config.llm_max_tokens,
         budget=CallBudget(config.llm_calls_per_hour),
     )
+    await model.load()
+    return model
 
 
 class StartError(Exception):

@@ -14,6 +14,8 @@ loggers stay at WARNING: at DEBUG they would print requests.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 import time
 from collections import deque
@@ -104,6 +106,11 @@ class Llm:
     def secrets(self) -> tuple[str, ...]:
         """What redaction must take out of anything this client says."""
         return (self._key,) if self._key else ()
+
+    async def load(self) -> None:
+        """Import the SDK now (a second or two, off the event loop), not when the first incident waits for it."""
+        await asyncio.to_thread(importlib.import_module, "anthropic")
+        self._sdk()
 
     def _sdk(self) -> Any:
         if self._client is None:

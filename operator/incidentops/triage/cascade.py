@@ -124,7 +124,13 @@ class Cascade(WatchedConcern):
             return None
         if not (body.get("spec") or {}).get("service"):
             return None
-        return now if status.get("cascade") is None else None
+        cascade = status.get("cascade")
+        if cascade is None:
+            return now
+        hold = cascade.get("holdUntil")
+        if hold and not cascade.get("root") and parse_time(str(hold)) > now:
+            return parse_time(str(hold))  # one more look as the hold ends: an upstream incident may have opened
+        return None
 
     async def observe(self, obj: Obj, status: IncidentStatus, now: datetime, carried: Any) -> Any:
         spec = obj.get("spec") or {}
@@ -138,7 +144,10 @@ class Cascade(WatchedConcern):
         for item in self._open.get(namespace, {}).values():
             by_service.setdefault(item.service, []).append(item)
         root = find_root(obj["metadata"]["name"], service, status.detected_at, graph, by_service, self.window)
-        return Seen(tuple(sorted(graph.get(service, frozenset()))), root)
+        depends_on = tuple(sorted(graph.get(service, frozenset())))
+        if depends_on:  # woken when an incident opens or ends in the namespace, from now on
+            self._with_deps.setdefault(namespace, set()).add(obj["metadata"]["name"])
+        return Seen(depends_on, root)
 
     def decide(
         self, obj: Obj, spec: IncidentSpec, status: IncidentStatus, observed: Any, now: datetime
