@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client as k8s
 
@@ -24,32 +24,28 @@ PLURALS = {
 Obj = dict[str, Any]
 
 
+def _custom(api: k8s.ApiClient) -> Any:
+    return k8s.CustomObjectsApi(api)
+
+
 def create(api: k8s.ApiClient, namespace: str, kind: str, name: str, spec: Obj, **meta: Any) -> Obj:
     """Create one of the project's objects (metadata extras such as labels as keyword arguments)."""
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, **meta}, "spec": spec}
-    created: Obj = k8s.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURALS[kind], body
-    )
-    return created
+    return cast(Obj, _custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body))
 
 
 def get(api: k8s.ApiClient, namespace: str, kind: str, name: str) -> Obj:
-    found: Obj = k8s.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
-    return found
+    return cast(Obj, _custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
 
 
 def listed(api: k8s.ApiClient, namespace: str, kind: str = "Incident") -> list[Obj]:
-    items: list[Obj] = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURALS[kind]
-    )["items"]
-    return items
+    found = cast(Obj, _custom(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind]))
+    return cast(list[Obj], found["items"])
 
 
 def patch_spec(api: k8s.ApiClient, namespace: str, kind: str, name: str, spec: Obj) -> Obj:
-    patched: Obj = k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURALS[kind], name, {"spec": spec}
-    )
-    return patched
+    patch = {"spec": spec}
+    return cast(Obj, _custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name, patch))
 
 
 def incident_of(api: k8s.ApiClient, namespace: str, service: str) -> Obj | None:

@@ -56,11 +56,17 @@ def fire(
     **labels: str,
 ) -> None:
     alert = am_alert(
-        {"alertname": alertname, "namespace": namespace, "service": service, "deployment": service,
-         "severity": severity, **labels},
+        {
+            "alertname": alertname,
+            "namespace": namespace,
+            "service": service,
+            "deployment": service,
+            "severity": severity,
+            **labels,
+        },
         summary=f"{alertname} on {service}",
         annotations=annotations,
-    )  # fmt: skip
+    )
     answer = httpx.post(
         f"{operator.url}/api/v1/alertmanager",
         json=am_webhook([alert]),
@@ -127,9 +133,12 @@ def test_rules_raise_the_severity_from_signals_classify_and_a_human_still_wins(
         annotations={"latencyMultiple": "9x", "errorRatio": "0.99"},
     )
     again = wait_incident(
-        api, namespace, "checkout", lambda i: "CheckoutLatencyHigh" in (status(i, "triage", "evidence") or ""),
+        api,
+        namespace,
+        "checkout",
+        lambda i: "CheckoutLatencyHigh" in (status(i, "triage", "evidence") or ""),
         "triaged again on new evidence",
-    )  # fmt: skip
+    )
     assert again["status"]["severity"] == "SEV4" and again["status"]["triage"]["rules"]["severity"] == "SEV1"
 
 
@@ -143,16 +152,28 @@ def test_the_model_reads_real_rollouts_and_events_and_its_choice_runs_within_the
     api = kube_cluster.api
     create_demo_deployment(api, namespace, "api", replicas=2)
     apps = k8s.AppsV1Api(api)
-    env_patch = {"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "env": [{"name": "DB_PASSWORD", "value": SECRET_VALUE}]}]}}}}  # fmt: skip
+    env_patch = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "app", "env": [{"name": "DB_PASSWORD", "value": SECRET_VALUE}]}]}
+            }
+        }
+    }
     apps.patch_namespaced_deployment("api", namespace, env_patch)
     set_deployment_image(api, namespace, "api", "registry.local/api:2.0.0-bad")
     # Automatic, but only above 0.9: the rules' 0.7 is not enough, so remediation waits for the model.
     restart_runbook(api, namespace, "restart-api", "PodsCrashing", automatic=True, minConfidence=0.9)
     standins.anthropic_auto(
-        answers={"submit_triage": {"runbook": "restart-api", "confidence": 0.97, "severity": "SEV3",
-                                   "category": "availability", "suspectedCause": "release 2.0.0-bad"}}
-    )  # fmt: skip
+        answers={
+            "submit_triage": {
+                "runbook": "restart-api",
+                "confidence": 0.97,
+                "severity": "SEV3",
+                "category": "availability",
+                "suspectedCause": "release 2.0.0-bad",
+            }
+        }
+    )
     operator = operator_factory([namespace], env(standins))
     generation = apps.read_namespaced_deployment("api", namespace).metadata.generation
     fire(operator, namespace, "api", "PodsCrashing")
@@ -251,9 +272,13 @@ def test_the_hourly_call_budget_holds_and_simulations_never_ask(
     fire(operator, namespace, "b", "ServiceBDown")
     second = wait_incident(api, namespace, "b", llm_done, "investigated", timeout=40)
     assert (first["status"]["triage"]["llm"]["fallback"], first["status"]["triage"]["llm"]["calls"]) == (
-        "call_budget", 3)  # fmt: skip
+        "call_budget",
+        3,
+    )
     assert (second["status"]["triage"]["llm"]["fallback"], second["status"]["triage"]["llm"]["calls"]) == (
-        "call_budget", 0)  # fmt: skip
+        "call_budget",
+        0,
+    )
     assert len(standins.received("anthropic")) == 3
     metrics = httpx.get(f"{operator.url}/metrics", timeout=10).text
     assert "incidentops_llm_budget_refusals_total 2.0" in metrics
@@ -284,14 +309,30 @@ def test_ten_failing_services_page_once_the_root(
         apps.patch_namespaced_deployment(
             service, namespace, {"metadata": {"annotations": {"incidentops.dev/depends-on": upstream}}}
         )
-    create(api, namespace, "EscalationPolicy", "oncall", {
-        "levels": [{"after": "0s", "targets": [{"type": "user", "name": "alice"}],
-                    "channels": [{"type": "webhook", "url": standins.base("webhook") + "/page"}]}]})  # fmt: skip
+    create(
+        api,
+        namespace,
+        "EscalationPolicy",
+        "oncall",
+        {
+            "levels": [
+                {
+                    "after": "0s",
+                    "targets": [{"type": "user", "name": "alice"}],
+                    "channels": [{"type": "webhook", "url": standins.base("webhook") + "/page"}],
+                }
+            ]
+        },
+    )
     operator = operator_factory(
         [namespace],
-        {**env(None), "INCIDENTOPS_ESCALATION": "true", "INCIDENTOPS_CASCADE_WAIT": "15s",
-         "INCIDENTOPS_NOTIFY_ALLOW": standins.allow},
-    )  # fmt: skip
+        {
+            **env(None),
+            "INCIDENTOPS_ESCALATION": "true",
+            "INCIDENTOPS_CASCADE_WAIT": "15s",
+            "INCIDENTOPS_NOTIFY_ALLOW": standins.allow,
+        },
+    )
     for service in services:
         fire(operator, namespace, service, "ServiceErrors")
     fire(operator, namespace, "postgres", "PostgresDown")
@@ -302,7 +343,8 @@ def test_ten_failing_services_page_once_the_root(
             api, namespace, service, lambda i: status(i, "escalation", "stopped") == "Deferred", "deferred"
         )
         assert symptom["status"]["cascade"]["root"] == root_name and symptom["status"]["escalation"]["summary"] == (
-            "deferred")  # fmt: skip
+            "deferred"
+        )
         assert symptom["status"]["cascade"]["path"][-1] == "postgres"
     pages = standins.wait_for("webhook", 1, where=lambda r: (r.json or {}).get("event") == "page")
     assert len(pages) == 1 and root_name in pages[0].text

@@ -29,6 +29,7 @@ from incidentops.triage.llm.tools import Evidence, OpenIncident, Toolbox
 from incidentops.triage.settings import SettingsSource
 
 log = logging.getLogger(__name__)
+CONCURRENT = 4  # investigations at once per process: a storm queues them rather than opening 50 calls at once
 _REGEX_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
 
@@ -75,6 +76,7 @@ class Investigator:
         self.token_budget = token_budget
         self.result_bytes = result_bytes
         self.free_promql = free_promql
+        self._slots = asyncio.Semaphore(CONCURRENT)
 
     @property
     def model(self) -> str:
@@ -142,6 +144,10 @@ class Investigator:
 
     async def investigate(self, obj: Obj, runbooks: Mapping[str, RunbookSpec], rules: RulesTriage) -> Outcome:
         """The model's outcome for this incident; a fallback outcome for anything that goes wrong."""
+        async with self._slots:
+            return await self._investigate(obj, runbooks, rules)
+
+    async def _investigate(self, obj: Obj, runbooks: Mapping[str, RunbookSpec], rules: RulesTriage) -> Outcome:
         started = time.monotonic()
         deadline = started + self.timeout.total_seconds()
         try:

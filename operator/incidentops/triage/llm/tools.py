@@ -29,6 +29,7 @@ SUBMIT = "submit_triage"
 NONE = "none"
 EVENTS_SINCE = timedelta(minutes=30)
 MAX_EVENTS = 30
+EVENTS_LISTED = 1000
 MAX_SERIES = 20
 _OPEN = re.compile(r"<\s*/?\s*untrusted-data", re.IGNORECASE)
 
@@ -207,11 +208,16 @@ class Toolbox:
     async def _events(self, arguments: dict[str, Any]) -> Any:
         since = self.clock() - EVENTS_SINCE
         prefixes = tuple(self.evidence.workloads)
-        found = []
-        for event in await self.kube.events(self.evidence.namespace):
+        namespace = self.evidence.namespace
+        seen: dict[str, Any] = {}
+        batches = [await self.kube.events(namespace, f"involvedObject.name={name}") for name in prefixes]
+        for kind in ("ReplicaSet", "Pod"):  # theirs are named after the Deployment: kept by prefix
+            batches.append(await self.kube.events(namespace, f"involvedObject.kind={kind}", EVENTS_LISTED))
+        for event in (e for batch in batches for e in batch):
             involved = event.get("involvedObject") or {}
             name = str(involved.get("name", ""))
-            if not prefixes or not name.startswith(prefixes):
+            uid = str((event.get("metadata") or {}).get("uid", ""))
+            if not prefixes or not name.startswith(prefixes) or uid in seen:
                 continue
             when = (
                 event.get("lastTimestamp")
@@ -224,17 +230,15 @@ class Toolbox:
                 continue
             if at < since:
                 continue
-            found.append(
-                {
-                    "at": format_time(at),
-                    "type": event.get("type"),
-                    "reason": event.get("reason"),
-                    "object": f"{involved.get('kind')}/{name}",
-                    "message": str(event.get("message", ""))[:500],
-                    "count": event.get("count"),
-                }
-            )
-        found.sort(key=lambda e: str(e["at"]), reverse=True)
+            seen[uid] = {
+                "at": format_time(at),
+                "type": event.get("type"),
+                "reason": event.get("reason"),
+                "object": f"{involved.get('kind')}/{name}",
+                "message": str(event.get("message", ""))[:500],
+                "count": event.get("count"),
+            }
+        found = sorted(seen.values(), key=lambda e: str(e["at"]), reverse=True)
         return found[:MAX_EVENTS]
 
     async def _metrics(self, arguments: dict[str, Any]) -> Any:
