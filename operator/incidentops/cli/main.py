@@ -11,10 +11,11 @@ help text that `kubectl incident --help` shows; splitting them would scatter tha
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -25,7 +26,8 @@ from rich.text import Text
 from incidentops.api.v1alpha1.common import Severity, format_time, located, parse_duration, parse_time, severity_aliases
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
 from incidentops.api.v1alpha1.incident import EscalationRequest, IncidentState
-from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, INCIDENT, RUNBOOK
+from incidentops.api.v1alpha1.postmortem import PostmortemSpec
+from incidentops.api.v1alpha1.resources import DETECTION_RULE, ESCALATION_POLICY, INCIDENT, POSTMORTEM, RUNBOOK
 from incidentops.cli import format as fmt
 from incidentops.cli.actions import (
     Incident,
@@ -50,6 +52,7 @@ from incidentops.cli.actions import (
     write_intent,
 )
 from incidentops.cli.oncall import next_shifts, oncall_rows
+from incidentops.cli.postmortems import check_close, postmortem_name, required_postmortem, why_none
 from incidentops.cli.remediation import approval_patch, candidates, check_mitigate, steps_to_approve, would_change
 from incidentops.cli.selection import (
     IncidentSummary,
@@ -59,8 +62,10 @@ from incidentops.cli.selection import (
     select,
     severity_notes,
 )
-from incidentops.cli.session import Session, SessionError, explain
+from incidentops.cli.session import ApiClient, Session, SessionError, explain
+from incidentops.cli.stats import compute, stats_json, stats_table
 from incidentops.kube import KubeError, NotFound
+from incidentops.postmortem.markdown import render
 
 F = TypeVar("F", bound=Callable[..., Any])
 WAIT_INTERVAL = 0.5
@@ -253,7 +258,7 @@ BY_OPTION = click.option("--by", metavar="WHO", help="Who is acting (default: $U
 @connection_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Work with incidentops Incidents: list, describe, acknowledge, update, resolve, close.
+    """Work with incidentops Incidents: list, describe, acknowledge, update, resolve, close; postmortems, stats.
 
     Every verb that acts writes only the Incident's spec (the same as `kubectl patch`); the
     operator records it in status, the timeline and an Event, and computes the metrics.
@@ -412,13 +417,24 @@ def resolve(name: str, summary: str, root_cause: str, by: str | None, wait: bool
 LIFECYCLE_STATES = ("investigating", "identified", "mitigating", "monitoring")
 
 
-def _change_state(name: str, target: IncidentState, by: str | None, wait: bool, timeout: float) -> None:
+def _change_state(
+    name: str,
+    target: IncidentState,
+    by: str | None,
+    wait: bool,
+    timeout: float,
+    precheck: Callable[[Incident], None] | None = None,
+) -> None:
     session = click.get_current_context().ensure_object(Session)
     namespace = session.resolved_namespace()
     who = by or session.default_actor()
     with about_incident(name, namespace):
         write_intent(
-            session.client(), namespace, name, lambda i: check_state(i, target), state_patch(target, who, _now())
+            session.client(),
+            namespace,
+            name,
+            precheck or (lambda i: check_state(i, target)),
+            state_patch(target, who, _now()),
         )
     click.echo(f'incident "{name}" moved to {target} by {who}')
     if wait:
@@ -455,8 +471,151 @@ def update(name: str, state: str, by: str | None, wait: bool, timeout: float) ->
 @TIMEOUT_OPTION
 @handle_errors
 def close(name: str, by: str | None, wait: bool, timeout: float) -> None:
-    """Close a resolved incident (after its review); nothing about it changes afterwards."""
-    _change_state(name, IncidentState.CLOSED, by, wait, timeout)
+    """Close a resolved incident (after its review); nothing about it changes afterwards.
+
+    Refused (exit 1) while the postmortem it needs (SEV1 and SEV2 by default) is not Published.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+
+    def precheck(incident: Incident) -> None:
+        check_state(incident, IncidentState.CLOSED)
+        wanted = required_postmortem(incident)
+        if wanted is not None:
+            check_close(incident, _postmortem_state(session.client(), namespace, wanted))
+
+    _change_state(name, IncidentState.CLOSED, by, wait, timeout, precheck)
+
+
+def _postmortem_state(client: ApiClient, namespace: str, name: str) -> str | None:
+    """The Postmortem's spec.state, or None when there is none (nor, on an old install, the kind)."""
+    try:
+        found = client.get(POSTMORTEM, namespace, name)
+    except NotFound:
+        return None
+    return str((found.get("spec") or {}).get("state") or "Draft")
+
+
+POSTMORTEM_KIND_MISSING = (
+    'the server doesn\'t have a resource type "postmortems": is the incidentops CRD installed (kubectl apply -f crds/)?'
+)
+
+
+def _kind_missing(error: NotFound) -> bool:
+    return "could not find the requested resource" in str(error)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["md", "json"], case_sensitive=False),
+    default="md",
+    show_default=True,
+    help="md: Markdown to paste into a wiki; json: the whole Postmortem object.",
+)
+@handle_errors
+def postmortem(name: str, output: str) -> None:
+    """Print an incident's postmortem as Markdown for the wiki (NAME: the incident or the Postmortem).
+
+    Exit 1, saying why, when there is none: not required for its severity, not resolved yet,
+    still being written, or failed. Edit it with kubectl edit pm NAME.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = session.resolved_namespace()
+    client = session.client()
+    incident: Incident | None = None
+    try:
+        found = client.get(INCIDENT, namespace, name)
+    except NotFound as error:
+        if _kind_missing(error):
+            raise
+    else:
+        with about_incident(name, namespace):
+            incident = Incident.of(found)
+    target = postmortem_name(incident, name)
+    try:
+        document = client.get(POSTMORTEM, namespace, target)
+    except NotFound as error:
+        if _kind_missing(error):
+            raise Fail(POSTMORTEM_KIND_MISSING) from None
+        if incident is not None:
+            raise Fail(why_none(incident)) from None
+        message = f'no incident or postmortem "{name}" in namespace "{namespace}"'
+        others = _elsewhere(name)
+        if others:
+            message += f"; an incident of that name is in namespace {', '.join(others)} (use -n {others[0]})"
+        raise Fail(message) from None
+    if output.lower() == "json":
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    known = {field.alias or key for key, field in PostmortemSpec.model_fields.items()} | set(
+        PostmortemSpec.model_fields
+    )
+    raw = {k: v for k, v in (document.get("spec") or {}).items() if k in known}  # a newer CRD's fields: ignored
+    try:
+        spec = PostmortemSpec.model_validate(raw)
+    except ValidationError as error:
+        raise Fail(f'postmortem "{target}" is invalid: {located(error)} (see it whole with -o json)') from None
+    click.echo(render(document.get("metadata") or {}, spec), nl=False)
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--since: a duration like 24h, 7d or 30d; checked here, kept as written for the heading."""
+    try:
+        length = parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+    if length <= timedelta(0):
+        raise click.BadParameter("the window must be longer than 0s", ctx=ctx, param=param)
+    return value
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    callback=_window,
+    help="Count incidents detected within this long before now (24h, 7d, 30d, ...).",
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Count incidents in every namespace.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="table for people; json is one object with every figure (seconds, counts and rates), for scripts.",
+)
+@handle_errors
+def stats(since: str, all_namespaces: bool, output: str) -> None:
+    """Response figures over a window: counts, MTTA/MTTM/MTTR, escalation, auto-remediation, postmortems.
+
+    Incidents detected within --since, by severity and category (triage's, else spec's); mean and
+    median times to acknowledge, mitigate and resolve per severity; the share escalated to level 2
+    or higher, the share remediated by automatic steps, postmortems Published of those required,
+    and the postmortems' open action items. Simulations are left out, and counted as such.
+    """
+    session = click.get_current_context().ensure_object(Session)
+    namespace = None if all_namespaces else session.resolved_namespace()
+    client = session.client()
+    incidents = client.list(INCIDENT, namespace)
+    try:
+        postmortems = client.list(POSTMORTEM, namespace)
+    except NotFound as error:
+        if not _kind_missing(error):
+            raise
+        postmortems = []  # an install without the Postmortem CRD: no postmortems to count
+    figures = compute(incidents, postmortems, _now(), parse_duration(since))
+    if output.lower() == "json":
+        click.echo(stats_json(figures, namespace))
+    else:
+        _print(stats_table(figures, namespace, since))
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

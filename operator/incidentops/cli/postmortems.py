@@ -26,7 +26,7 @@ def postmortem_name(incident: Incident | None, name: str) -> str:
 def publish_hint(name: str, namespace: str = "") -> str:
     where = f" -n {namespace}" if namespace else ""
     return (
-        f"kubectl patch pm {name}{where} --type merge -p '{{\"spec\":{{\"state\":\"Published\"}}}}' "
+        f'kubectl patch pm {name}{where} --type merge -p \'{{"spec":{{"state":"Published"}}}}\' '
         f"(or kubectl edit pm {name}{where})"
     )
 

@@ -250,8 +250,7 @@ def stats_record(stats: Stats, namespace: str | None) -> dict[str, Any]:
         "bySeverity": stats.by_severity,
         "byCategory": stats.by_category,
         "responseTimes": {
-            group: {phase: timing.wire() for phase, timing in phases.items()}
-            for group, phases in stats.timings.items()
+            group: {phase: timing.wire() for phase, timing in phases.items()} for group, phases in stats.timings.items()
         },
         "escalation": {"reachedLevel2": stats.escalated, "rate": _round(stats.escalation_rate, 4)},
         "autoRemediation": {"remediated": stats.auto_remediated, "rate": _round(stats.auto_remediation_rate, 4)},
@@ -273,6 +272,10 @@ def _mean_median(timing: Timing) -> str:
     if timing.count == 0:
         return "-"
     return f"{format_duration(timing.mean)} / {format_duration(timing.median)}"
+
+
+def _postmortems(count: int) -> str:
+    return f"{count} postmortem{'s' if count != 1 else ''}"
 
 
 def _rate(part: int, whole: int, rate: float | None, of: str = "") -> str:
@@ -304,11 +307,9 @@ def stats_table(stats: Stats, namespace: str | None, since: str) -> Text:
         ("Remediated automatically:", _rate(stats.auto_remediated, stats.incidents, stats.auto_remediation_rate)),
         (
             "Postmortems published:",
-            _rate(
-                stats.postmortems_published, stats.postmortems_required, stats.postmortem_completion, " required"
-            ),
+            _rate(stats.postmortems_published, stats.postmortems_required, stats.postmortem_completion, " required"),
         ),
-        ("Open action items:", f"{stats.open_action_items} (in {stats.postmortems_counted} postmortems)"),
+        ("Open action items:", f"{stats.open_action_items} (in {_postmortems(stats.postmortems_counted)})"),
     ]
     width = max(len(label) for label, _ in lines) + 2
     text.append("".join(f"{label:<{width}}{value}\n" for label, value in lines))

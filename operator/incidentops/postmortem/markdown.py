@@ -157,7 +157,9 @@ def _impact(spec: PostmortemSpec) -> list[str]:
         return [*lines, "", "Peak values: _none recorded._"]
     lines += ["", "Peak values over the incident's window:", ""]
     for peak in impact.peaks:
-        value = f"peak **{peak.peak:.4g}**" if peak.peak is not None else f"no value ({inline(peak.error or 'unknown')})"
+        value = (
+            f"peak **{peak.peak:.4g}**" if peak.peak is not None else f"no value ({inline(peak.error or 'unknown')})"
+        )
         lines.append(f"- {inline(peak.source)}: {value}, query {code(peak.query)}")
     return lines
 
