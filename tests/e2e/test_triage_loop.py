@@ -40,26 +40,53 @@ async def test_the_model_sees_the_release_and_the_error_ratio_and_its_rollback_i
     standins: StandIns,
 ) -> None:
     api = kube_cluster.api
-    create(api, namespace, "Runbook", "rollback-bad-release", {
-        "match": {"alertnames": [ALERT]},
-        "steps": [{"name": "rollback", "action": "rollback", "target": {"name": "checkout"}},
-                  {"name": "wait", "action": "wait-rollout", "target": {"name": "checkout"}, "timeout": "1m"}],
-        "verify": {"query": f"{ERROR_RATIO} > 0.2", "window": "3s", "timeout": "1m"},
-        "automatic": True, "minConfidence": 0.9})  # fmt: skip
-    create(api, namespace, "Runbook", "scale-out", {
-        "match": {"alertnames": [ALERT]}, "automatic": False,
-        "steps": [{"name": "scale", "action": "scale", "params": {"replicas": 3}, "target": {"name": "checkout"}}]})  # fmt: skip
+    create(
+        api,
+        namespace,
+        "Runbook",
+        "rollback-bad-release",
+        {
+            "match": {"alertnames": [ALERT]},
+            "steps": [
+                {"name": "rollback", "action": "rollback", "target": {"name": "checkout"}},
+                {"name": "wait", "action": "wait-rollout", "target": {"name": "checkout"}, "timeout": "1m"},
+            ],
+            "verify": {"query": f"{ERROR_RATIO} > 0.2", "window": "3s", "timeout": "1m"},
+            "automatic": True,
+            "minConfidence": 0.9,
+        },
+    )
+    create(
+        api,
+        namespace,
+        "Runbook",
+        "scale-out",
+        {
+            "match": {"alertnames": [ALERT]},
+            "automatic": False,
+            "steps": [{"name": "scale", "action": "scale", "params": {"replicas": 3}, "target": {"name": "checkout"}}],
+        },
+    )
     queries = [{"name": "error_ratio", "query": ERROR_RATIO, "description": "share of checkout requests failing"}]
     configmap(api, namespace, "triage", {"queries": yaml.safe_dump(queries)})
     # The model looks at the rollouts and the error ratio, then answers; its narrative for the postmortem is drafted
     # by the stand-in's auto mode afterwards.
-    standins.anthropic_script([
-        {"tool_use": {"name": "recent_changes", "input": {}}},
-        {"tool_use": {"name": "metrics", "input": {"query": "error_ratio"}}},
-        {"submit": {"severity": "SEV1", "category": "availability", "runbook": "rollback-bad-release",
-                    "confidence": 0.96, "reasoning": "errors rose right after the release of demo/app:bad",
-                    "suspectedCause": "the release demo/app:bad"}},
-    ])  # fmt: skip
+    standins.anthropic_script(
+        [
+            {"tool_use": {"name": "recent_changes", "input": {}}},
+            {"tool_use": {"name": "metrics", "input": {"query": "error_ratio"}}},
+            {
+                "submit": {
+                    "severity": "SEV1",
+                    "category": "availability",
+                    "runbook": "rollback-bad-release",
+                    "confidence": 0.96,
+                    "reasoning": "errors rose right after the release of demo/app:bad",
+                    "suspectedCause": "the release demo/app:bad",
+                }
+            },
+        ]
+    )
     demo = await asyncio.to_thread(demo_workload, namespace, "checkout")
     port = free_port()
     alertmanager = await asyncio.to_thread(

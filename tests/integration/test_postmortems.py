@@ -28,8 +28,19 @@ from localenv.standins import StandIns
 
 pytestmark = pytest.mark.integration
 TOKEN = "postmortem-token"
-SECTIONS = ("summary", "impact", "timeline", "rootCause", "contributingFactors", "fiveWhys", "remediation",
-            "whatWentWell", "whatCouldImprove", "actionItems", "metrics")  # fmt: skip
+SECTIONS = (
+    "summary",
+    "impact",
+    "timeline",
+    "rootCause",
+    "contributingFactors",
+    "fiveWhys",
+    "remediation",
+    "whatWentWell",
+    "whatCouldImprove",
+    "actionItems",
+    "metrics",
+)
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -43,11 +54,20 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def send(operator: OperatorProcess, namespace: str, service: str, severity: str, state: str = "firing") -> None:
-    labels = {"alertname": "PaymentsFailing", "namespace": namespace, "service": service, "deployment": service,
-              "severity": severity}  # fmt: skip
+    labels = {
+        "alertname": "PaymentsFailing",
+        "namespace": namespace,
+        "service": service,
+        "deployment": service,
+        "severity": severity,
+    }
     alert = am_alert(labels, status=state, summary="Card payments failing", annotations={"errorRatio": "0.3"})
-    answer = httpx.post(f"{operator.url}/api/v1/alertmanager", json=am_webhook([alert]),
-                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)  # fmt: skip
+    answer = httpx.post(
+        f"{operator.url}/api/v1/alertmanager",
+        json=am_webhook([alert]),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -61,8 +81,11 @@ def plugin(cluster: KubeCluster, *args: str, code: int = 0) -> Result:
 def kubectl(cluster: KubeCluster, *args: str) -> str:
     done = subprocess.run(
         [str(kubectl_binary()), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout
 
 
@@ -75,9 +98,18 @@ def test_a_resolved_sev2_gets_a_postmortem_that_is_the_teams_afterwards(
 ) -> None:
     api = kube_cluster.api
     create_demo_deployment(api, namespace, "payments", replicas=1)
-    create(api, namespace, "Runbook", "restart-payments", {
-        "match": {"alertnames": ["PaymentsFailing"]}, "automatic": True, "minConfidence": 0.5,
-        "steps": [{"name": "restart", "action": "restart", "target": {"kind": "Deployment"}}]})  # fmt: skip
+    create(
+        api,
+        namespace,
+        "Runbook",
+        "restart-payments",
+        {
+            "match": {"alertnames": ["PaymentsFailing"]},
+            "automatic": True,
+            "minConfidence": 0.5,
+            "steps": [{"name": "restart", "action": "restart", "target": {"kind": "Deployment"}}],
+        },
+    )
     operator = operator_factory([namespace], env())
     send(operator, namespace, "payments", "high")
     incident = wait_incident(api, namespace, "payments", lambda i: status(i, "remediation", "phase") == "Done", "ran")
@@ -95,7 +127,8 @@ def test_a_resolved_sev2_gets_a_postmortem_that_is_the_teams_afterwards(
     assert (spec["state"], spec["severity"], spec["incidentRef"]["name"]) == ("Draft", "SEV2", name)
     assert spec["impact"]["alertCount"] == 1 and spec["impact"]["users"] == "up to 30% of requests failing"
     assert spec["remediation"]["runbook"] == "restart-payments" and spec["remediation"]["actions"][0]["state"] == (
-        "Succeeded")  # fmt: skip
+        "Succeeded"
+    )
     assert len(spec["fiveWhys"]) == 5 and spec["metrics"]["timeToAcknowledgeSeconds"] >= 0
     assert {"Detected", "Acknowledged", "Resolved"} <= {e["type"] for e in spec["timeline"]}
     assert all(i["owner"] == "alice" and i["priority"] == "P2" and i["due"] for i in spec["actionItems"])
@@ -105,8 +138,18 @@ def test_a_resolved_sev2_gets_a_postmortem_that_is_the_teams_afterwards(
     assert columns[1].split()[:5] == [name, name, "SEV2", "Draft", str(len(spec["actionItems"]))]
 
     markdown = plugin(kube_cluster, "postmortem", name, "-n", namespace).stdout
-    for heading in ("## Summary", "## Impact", "## Timeline", "## Root cause", "## Five whys", "## Remediation",
-                    "## What went well", "## What could improve", "## Action items", "## Metrics"):  # fmt: skip
+    for heading in (
+        "## Summary",
+        "## Impact",
+        "## Timeline",
+        "## Root cause",
+        "## Five whys",
+        "## Remediation",
+        "## What went well",
+        "## What could improve",
+        "## Action items",
+        "## Metrics",
+    ):
         assert heading in markdown, heading
     assert "restart-payments" in markdown and "alice" in markdown
     exported = json.loads(plugin(kube_cluster, "postmortem", name, "-n", namespace, "-o", "json").stdout)
@@ -116,30 +159,55 @@ def test_a_resolved_sev2_gets_a_postmortem_that_is_the_teams_afterwards(
     assert "Draft" in refused.stderr and "Published" in refused.stderr
 
     # The team edits it; the operator never writes it again, across a restart and a second resolution.
-    items = [{**spec["actionItems"][0], "status": "Done"}, {"title": "Alert on card declines", "owner": "bob",
-             "priority": "P3", "due": "2027-01-15", "status": "Open"}]  # fmt: skip
-    edited = patch_spec(api, namespace, "Postmortem", name,
-                        {"rootCause": "edited by the team", "state": "InReview", "actionItems": items})  # fmt: skip
+    items = [
+        {**spec["actionItems"][0], "status": "Done"},
+        {"title": "Alert on card declines", "owner": "bob", "priority": "P3", "due": "2027-01-15", "status": "Open"},
+    ]
+    edited = patch_spec(
+        api,
+        namespace,
+        "Postmortem",
+        name,
+        {"rootCause": "edited by the team", "state": "InReview", "actionItems": items},
+    )
     operator.kill()
     operator = operator_factory([namespace], env())
-    plugin(kube_cluster, "resolve", name, "-n", namespace, "--summary", "restarted", "--root-cause", "a bad pool",
-           "--by", "bob")  # fmt: skip
+    plugin(
+        kube_cluster,
+        "resolve",
+        name,
+        "-n",
+        namespace,
+        "--summary",
+        "restarted",
+        "--root-cause",
+        "a bad pool",
+        "--by",
+        "bob",
+    )
     wait_incident(api, namespace, "payments", lambda i: status(i, "resolvedBy") == "bob", "resolution recorded")
     wait_incident(api, namespace, "payments", lambda i: status(i, "postmortem", "state") == "InReview", "mirrored")
     after = get(api, namespace, "Postmortem", name)
     assert after["spec"] == edited["spec"] and after["metadata"]["generation"] == edited["metadata"]["generation"]
-    assert wait_until(lambda: get(api, namespace, "Postmortem", name).get("status", {}).get("openActionItems") == 1,
-                      timeout=30, what="open action items counted")  # fmt: skip
+    assert wait_until(
+        lambda: get(api, namespace, "Postmortem", name).get("status", {}).get("openActionItems") == 1,
+        timeout=30,
+        what="open action items counted",
+    )
 
     # A kubectl patch asking to close is refused by the operator too, with the reason in the timeline.
     patch_spec(api, namespace, "Incident", name, {"requestedState": {"state": "Closed", "by": "carol"}})
     refused_entry = wait_incident(
-        api, namespace, "payments",
-        lambda i: any(e["type"] == "StateChangeRefused" for e in i["status"]["timeline"]), "refused",
-    )  # fmt: skip
+        api,
+        namespace,
+        "payments",
+        lambda i: any(e["type"] == "StateChangeRefused" for e in i["status"]["timeline"]),
+        "refused",
+    )
     assert refused_entry["status"]["state"] == "Resolved"
-    assert "InReview" in next(e["message"] for e in refused_entry["status"]["timeline"] if e["type"] == (
-        "StateChangeRefused"))  # fmt: skip
+    assert "InReview" in next(
+        e["message"] for e in refused_entry["status"]["timeline"] if e["type"] == ("StateChangeRefused")
+    )
 
     patch_spec(api, namespace, "Postmortem", name, {"state": "Published"})
     wait_incident(api, namespace, "payments", lambda i: status(i, "postmortem", "state") == "Published", "published")
@@ -157,10 +225,23 @@ def test_a_model_drafts_the_narrative_and_a_sev3_needs_no_postmortem(
     standins: StandIns,
 ) -> None:
     api = kube_cluster.api
-    standins.anthropic_auto(answers={"submit_postmortem": {"rootCause": "Drafted: the connection pool was too small.",
-                                                          "fiveWhys": ["Why? Pool exhausted."]}})  # fmt: skip
-    operator = operator_factory([namespace], env(INCIDENTOPS_LLM="auto", ANTHROPIC_API_KEY="sk-ant-pm-test-key-1234",
-                                                 ANTHROPIC_BASE_URL=standins.base("anthropic")))  # fmt: skip
+    standins.anthropic_auto(
+        answers={
+            "submit_postmortem": {
+                "rootCause": "Drafted: the connection pool was too small.",
+                "fiveWhys": ["Why? Pool exhausted."],
+            },
+            "submit_triage": {"severity": "SEV5", "runbook": "none"},  # it never lowers what the alerts said
+        }
+    )
+    operator = operator_factory(
+        [namespace],
+        env(
+            INCIDENTOPS_LLM="auto",
+            ANTHROPIC_API_KEY="sk-ant-pm-test-key-1234",
+            ANTHROPIC_BASE_URL=standins.base("anthropic"),
+        ),
+    )
     send(operator, namespace, "ledger", "critical")
     send(operator, namespace, "ledger", "critical", state="resolved")
     incident = wait_incident(api, namespace, "ledger", written, "postmortem written", timeout=60)

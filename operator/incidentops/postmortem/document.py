@@ -238,6 +238,9 @@ def _lessons(
     elif remediation.runbook and remediation.phase in ("Failed", "Stopped"):
         improve.append(f"Runbook {remediation.runbook} did not mitigate the incident ({remediation.outcome}).")
         items.append(f"Find out why runbook {remediation.runbook} did not work and fix it or its verification.")
+    elif remediation.runbook and remediation.phase == "Done":
+        improve.append(f"Runbook {remediation.runbook} has no verify query: nothing proved that it worked.")
+        items.append(f"Add a verify query to runbook {remediation.runbook} (the metric that must clear after it).")
     elif remediation.runbook is None:
         improve.append("No runbook matched this incident: the response was manual.")
         names = ", ".join(status.alerts.names[:3]) or spec.title
@@ -256,6 +259,8 @@ def _lessons(
         well.append("Every page sent was delivered.")
     if not items:
         items.append("Review this postmortem with the team and record what to change.")
+    if not improve:
+        improve.append("No gap in the response shows in the record; the review adds what it finds.")
     return well[:20], improve[:20], items[:10]
 
 
