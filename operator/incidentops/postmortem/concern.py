@@ -40,6 +40,8 @@ from incidentops.prometheus import Prometheus
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 WRITE_TIMEOUT = timedelta(seconds=60)
+SETTLING = frozenset({"Running", "Verifying", "Undoing"})  # remediation still finding out whether it worked
+SETTLE_AT_MOST = timedelta(minutes=10)
 Key = tuple[str, str]
 
 
@@ -98,7 +100,7 @@ class Postmortems(WatchedConcern):
             return None
         link = status.get("postmortem")
         if link is None:
-            return now
+            return self._settled(status, now)
         if link.get("state") == "Writing" and link.get("claimedUntil"):
             return max(now, parse_time(str(link["claimedUntil"])))
         return None
@@ -129,6 +131,9 @@ class Postmortems(WatchedConcern):
         if status.state not in ENDED_STATES or status.detected_at is None:
             return None
         if link is None:
+            waiting = self._settled(status.wire(), now)
+            if waiting is not None and waiting > now:
+                return Decision(status, next_at=waiting)  # the document says whether the fix was verified
             severity = str(current_severity(spec, status))
             required = not spec.drill and severity in self.severities
             if not required:
@@ -143,6 +148,18 @@ class Postmortems(WatchedConcern):
                 return Decision(updated, [Notice("PostmortemFailed", text[:1024], warning=True)])
             return self._claim(obj, status, link, now)
         return None
+
+    @staticmethod
+    def _settled(status: Mapping[str, Any], now: datetime) -> datetime | None:
+        """When the postmortem may be written: now, unless remediation is still verifying (then when it must be
+        settled at the latest; its own write wakes this concern sooner)."""
+        phase = (status.get("remediation") or {}).get("phase")
+        resolved = status.get("resolvedAt")
+        if phase in SETTLING and resolved:
+            latest = parse_time(str(resolved)) + SETTLE_AT_MOST
+            if latest > now:
+                return latest
+        return now
 
     def _claim(self, obj: Obj, status: IncidentStatus, link: PostmortemLink, now: datetime) -> Decision:
         claim = link.model_copy(
