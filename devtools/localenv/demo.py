@@ -83,6 +83,38 @@ def runbook_for(*, automatic: bool) -> dict[str, Any]:
     }
 
 
+MODEL_TRIAGE: list[dict[str, Any]] = [
+    {"delay": 0.5, "tool_use": {"name": "recent_changes", "input": {}}},
+    {"delay": 0.5, "tool_use": {"name": "metrics", "input": {"query": "error_ratio"}}},
+    {"delay": 0.5, "tool_use": {"name": "runbooks", "input": {}}},
+    {
+        "delay": 0.5,
+        "submit": {
+            "severity": "SEV1",
+            "category": "availability",
+            "runbook": "rollback-bad-release",
+            "confidence": 0.92,
+            "reasoning": "The error ratio rose right after revision 2 changed the image from demo/checkout:v1 to "
+            "demo/checkout:bad; nothing else changed. Rolling back to revision 1 is the runbook for this.",
+            "suspectedCause": "the release demo/checkout:bad",
+        },
+    },
+]
+MODEL_POSTMORTEM = {
+    "summary": "A release of checkout (demo/checkout:bad) made most requests fail. The alert fired within seconds, "
+    "the on-call engineer acknowledged it, and the release was rolled back and verified on Prometheus.",
+    "rootCause": "The release demo/checkout:bad fails requests; it reached every replica.",
+    "contributingFactors": ["The rollout had no canary stage: every replica received the bad release."],
+    "fiveWhys": [
+        "Why did checkout fail? The new release answers most requests with 5xx.",
+        "Why did the release reach production? Nothing checked its error ratio before the rollout finished.",
+    ],
+    "whatWentWell": ["The rollback was verified on Prometheus before the incident was called mitigated."],
+    "whatCouldImprove": ["A canary stage would have stopped the release at one replica."],
+    "actionItems": ["Add a canary stage with an error-ratio gate to the checkout rollout."],
+}
+
+
 def _section(text: str, header: str) -> list[str]:
     """The lines of one section of `kubectl incident describe` (a header, then indented lines)."""
     lines = text.splitlines()
@@ -189,17 +221,17 @@ class Demo:
     def run(self) -> None:
         for what in leftovers.stop_all():
             note(f"stopped the {what} a previous `make demo KEEP=1` left running")
-        say("Step 1/9 — a real Kubernetes control plane, built from upstream sources (no Docker needed).")
+        say("Step 1/10 — a real Kubernetes control plane, built from upstream sources (no Docker needed).")
         note("The first run compiles kube-apiserver, etcd and kwok (about 7 minutes); later runs reuse the cache.")
         self.started_cluster = not controlplane.cluster_status().healthy
         self.kubeconfig = step("control plane ready", controlplane.use_or_start_cluster)
         self.api = api = controlplane.api_client(self.kubeconfig)
         note(self.kubectl("get", "nodes"))
 
-        say("Step 2/9 — installing the incidentops CRDs (Incident, DetectionRule, Runbook, EscalationPolicy).")
+        say("Step 2/10 — installing the incidentops CRDs (Incident, DetectionRule, Runbook, EscalationPolicy, ...).")
         step("CRDs established", lambda: install_crds(api))
 
-        say(f"Step 3/9 — deploying the demo service '{SERVICE}' (image demo/checkout:v1) in namespace {NAMESPACE}.")
+        say(f"Step 3/10 — deploying the demo service '{SERVICE}' (image demo/checkout:v1) in namespace {NAMESPACE}.")
         step("fresh namespace", self._fresh_namespace)
         create_demo_deployment(api, NAMESPACE, SERVICE, image="demo/checkout:v1", replicas=2)
         self.workload = workload = DemoWorkloadProcess(
@@ -213,7 +245,7 @@ class Demo:
         step("its pods run on kwok's fake nodes, and a local process plays its traffic", self.workload.start)
         note(self.kubectl("get", "deployment,pods", "-n", NAMESPACE))
 
-        say("Step 4/9 — a Runbook for this service: roll a bad release back, wait, and prove it with Prometheus.")
+        say("Step 4/10 — a Runbook for this service: roll a bad release back, wait, and prove it with Prometheus.")
         runbook = runbook_for(automatic=self.automatic)
         k8s.CustomObjectsApi(api).create_namespaced_custom_object(
             "incidentops.dev", "v1alpha1", NAMESPACE, "runbooks", runbook
@@ -224,6 +256,7 @@ class Demo:
                 "rollback is medium risk and the runbook is not automatic: a human approves it (make demo AUTO=1 skips)"
             )
         self.standins.start()
+        self._triage(api)
         policy = self._paging(api)
         note(
             f"and an EscalationPolicy: level 1 pages alice, level 2 pages bob {SECOND_LEVEL_AFTER} later unless "
@@ -232,7 +265,7 @@ class Demo:
         )
         note(yaml.safe_dump(policy["spec"]["levels"][0], sort_keys=False, default_flow_style=None).rstrip())
 
-        say("Step 5/9 — real Prometheus scrapes the service; real Alertmanager will send its webhook to the operator.")
+        say("Step 5/10 — real Prometheus scrapes the service; real Alertmanager will send its webhook to the operator.")
         port = free_port()
         alertmanager = Alertmanager(
             self.work / "alertmanager",
@@ -255,13 +288,18 @@ class Demo:
         step("Prometheus has an error ratio", lambda: prometheus.wait_for_value(ERROR_RATIO, lambda v: True, 30.0))
         note(f"healthy: error ratio {self._error_ratio(prometheus)}")
 
-        say("Step 6/9 — starting the incidentops operator (Kopf, webhook server, remediation).")
+        say("Step 6/10 — starting the incidentops operator (Kopf, webhook server, remediation).")
         env = {
             "INCIDENTOPS_WEBHOOK_TOKEN": self.token,
             "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
             "INCIDENTOPS_REMEDIATION_POLL": "1s",
             "INCIDENTOPS_CONTACTS_SECRET": f"{NAMESPACE}/paging/contacts.yaml",
             "INCIDENTOPS_NOTIFY_ALLOW": self.standins.allow,  # the local stand-ins; public addresses need no entry
+            "INCIDENTOPS_TRIAGE_CONFIGMAP": f"{NAMESPACE}/triage",
+            # Claude is out of reach here: the stand-in speaks the Messages API (set your own key and drop the
+            # base URL to triage with the real model).
+            "ANTHROPIC_API_KEY": "sk-ant-demo-standin-key",
+            "ANTHROPIC_BASE_URL": self.standins.base("anthropic"),
         }
         if self.automatic:
             env["INCIDENTOPS_RISK_CEILING"] = "medium"
@@ -275,7 +313,7 @@ class Demo:
         step(f"operator ready on {self.operator.url}", self.operator.start)
         note(f"$ kubectl get runbooks -n {NAMESPACE}\n{self.kubectl('get', 'runbooks', '-n', NAMESPACE)}")
 
-        say("Step 7/9 — a bad release: the Deployment's image becomes demo/checkout:bad.")
+        say("Step 7/10 — a bad release: the Deployment's image becomes demo/checkout:bad.")
         workload.set_image("bad")
         step(
             "Prometheus' rule CheckoutHighErrorRatio is firing",
@@ -302,10 +340,19 @@ class Demo:
         described = self.plugin("describe", name, "-n", NAMESPACE)
         note("\n".join(_section(described, "Escalation:")))
 
+        say("Step 8/10 — triage: the rules answered at once; the model investigated with read-only tools.")
+        step(
+            "the model's answer is in (validated by code: it may only choose among the matching runbooks)",
+            lambda: wait_until(lambda: self._triaged(name), timeout=60, what="the model's triage"),
+        )
+        note(f"$ kubectl incident describe {name} -n {NAMESPACE}   (the triage part: reasoning, tools, what code took)")
+        note("\n".join(_section(self.plugin("describe", name, "-n", NAMESPACE), "Triage:")))
+        self._received(self.standins.received())
+
         if self.automatic:
-            say("Step 8/9 — the runbook is automatic and every guard passes: the operator rolls back on its own.")
+            say("Step 9/10 — the runbook is automatic and every guard passes: the operator rolls back on its own.")
         else:
-            say("Step 8/9 — the operator chose the runbook, dry-ran the rollback, and waits for a human.")
+            say("Step 9/10 — the operator chose the runbook, dry-ran the rollback, and waits for a human.")
             step(
                 "the rollback step awaits approval",
                 lambda: wait_until(lambda: self._phase(name) == "AwaitingApproval", timeout=60, what="approval"),
@@ -326,7 +373,7 @@ class Demo:
         note(f"$ kubectl describe deployment {SERVICE} -n {NAMESPACE}   (its Events)")
         note(self._deployment_events())
 
-        say("Step 9/9 — the alert clears, Alertmanager says so, and the Incident resolves itself.")
+        say("Step 10/10 — the alert clears, the Incident resolves itself, and its postmortem writes itself.")
         step(
             "Resolved",
             lambda: wait_until(lambda: self._state(name) == "Resolved", timeout=120, what="Resolved"),
@@ -346,8 +393,44 @@ class Demo:
             f"time to resolve: {metrics.get('timeToResolveSeconds')}s, alerts: {final['alerts']['count']}"
         )
         note(f"$ kubectl get runbooks -n {NAMESPACE}\n{self.kubectl('get', 'runbooks', '-n', NAMESPACE)}")
+        step(
+            "a SEV1 was resolved: the operator wrote its Postmortem (the model drafted the narrative)",
+            lambda: wait_until(lambda: self._postmortem(name) == "Draft", timeout=90, what="the postmortem"),
+        )
+        note(f"$ kubectl get pm -n {NAMESPACE}\n{self.kubectl('get', 'pm', '-n', NAMESPACE)}")
+        note(f"$ kubectl incident postmortem {name} -n {NAMESPACE}   (Markdown for the wiki; the team edits the pm)")
+        print(self.plugin("postmortem", name, "-n", NAMESPACE), flush=True)
         how = "automatically" if self.automatic else "after alice approved it"
-        say(f"Done: one bad release, one Incident, rolled back {how}, verified on Prometheus, and resolved.")
+        say(
+            f"Done: one bad release, one Incident, triaged by the model, rolled back {how}, verified on Prometheus, "
+            "resolved, and written up."
+        )
+
+    def _triage(self, api: k8s.ApiClient) -> None:
+        """The triage ConfigMap (the error ratio as a named query) and what the stand-in model will do."""
+        queries = [{"name": "error_ratio", "query": ERROR_RATIO, "description": "share of checkout requests failing"}]
+        k8s.CoreV1Api(api).create_namespaced_config_map(
+            NAMESPACE,
+            k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="triage"), data={"queries": yaml.safe_dump(queries)}),
+        )
+        # The stand-in plays the model: it looks at the rollouts and the error ratio, then answers, as Claude
+        # would through the same tools. What it says is scripted here; what the operator makes of it is not.
+        self.standins.anthropic_script(MODEL_TRIAGE)
+        self.standins.anthropic_auto(answers={"submit_postmortem": MODEL_POSTMORTEM}, latency=0.5)
+        note(
+            "triage: rules at once; then a model (a local stand-in of Claude's Messages API) investigates with "
+            "read-only tools: the rollout history, the error ratio (a named query from the ConfigMap 'triage'), "
+            "Events, dependencies; its answer is validated by code"
+        )
+
+    def _triaged(self, name: str) -> bool:
+        found = [i for i in self.incidents() if i["metadata"]["name"] == name]
+        llm = (((found[0].get("status") or {}).get("triage") or {}).get("llm") or {}) if found else {}
+        return llm.get("state") in ("Answered", "FellBack")
+
+    def _postmortem(self, name: str) -> str | None:
+        found = [i for i in self.incidents() if i["metadata"]["name"] == name]
+        return (((found[0].get("status") or {}).get("postmortem") or {}).get("state")) if found else None
 
     def _phase(self, name: str) -> str | None:
         found = [i for i in self.incidents() if i["metadata"]["name"] == name]

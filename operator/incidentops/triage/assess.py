@@ -68,7 +68,7 @@ def rules_triage(
 ) -> Assessment:
     names = alert_names(status, spec)
     label_sets = [{**(spec.labels or {}), **a.labels} for a in status.alerts.recent] or [dict(spec.labels or {})]
-    classified = classify(names, label_sets, label=spec.category, rules=category_rules)
+    classified = classify(names, label_sets, label=spec.category, rules=category_rules, signals=status.alerts.signals)
     assessed = assess(status.alerts.signals, classified.category or spec.category)
     seen = status.model_copy(update={"triage": TriageResult(category=classified.category), "alerts": status.alerts})
     facts = IncidentFacts.of(spec, seen)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incidentops.api.v1alpha1.common import Category
+from incidentops.api.v1alpha1.incident import AlertSignals
 
 MAX_PATTERN = 512
 
@@ -70,6 +71,7 @@ BUILT_IN: tuple[CategoryRule, ...] = (
         r"config|misconfig|invalid.?(setting|flag|env)|feature.?flag|certificate.?expir|cert.?expir|"
         r"secret.?missing|image.?pull|errimagepull|createcontainerconfig",
     ),
+    _rule(Category.CAPACITY, r"(pool|connections?|threads?|workers?).?(exhaust|saturat|limit|max|full)"),
     _rule(
         Category.DEPENDENCY,
         r"(database|db|postgres|mysql|redis|kafka|rabbit|mongo|elastic|upstream|downstream|dependency|third.?party|"
@@ -83,12 +85,13 @@ BUILT_IN: tuple[CategoryRule, ...] = (
     ),
     _rule(
         Category.PERFORMANCE,
-        r"latency|slow|p9[059]|percentile|response.?time|duration|apdex|timeouts?$|lag\b|sluggish",
+        r"latency|slow|p9[059]|percentile|response.?time|duration|apdex|timeouts?$|lag\b|sluggish|"
+        r"(consumer|replication|replica).?lag|lag.?(high|seconds|growing|increas)",
     ),
     _rule(
         Category.AVAILABILITY,
         r"down|unavailable|unreachable|5xx|error|errors|crash|restart|health|probe|outage|fail|absent|^up$|"
-        r"target.?missing|not.?ready|replicas.?mismatch|no.?endpoints",
+        r"target.?missing|not.?ready|replicas.?mismatch|no.?endpoints|partition",
     ),
 )
 
@@ -105,8 +108,10 @@ def classify(
     *,
     label: str | None = None,
     rules: Sequence[CategoryRule] = (),
+    signals: AlertSignals | None = None,
 ) -> Classified:
-    """The category: the alerts' category label, else the first matching rule (configured, then built-in)."""
+    """The category: the alerts' category label, else the first matching rule (configured, then built-in), else
+    what the alerts' impact signals say (users or requests failing: availability; slow: performance)."""
     if label:
         try:
             return Classified(Category(label), f"the alerts say category {label}")
@@ -117,6 +122,10 @@ def classify(
         if matched is not None:
             where = "" if rule.source == "built-in" else f" ({rule.source})"
             return Classified(rule.category, f"{matched} reads as {rule.category}{where}")
+    if signals is not None and (signals.users_affected or signals.error_ratio):
+        return Classified(Category.AVAILABILITY, "no rule matches; the alerts report users or requests failing")
+    if signals is not None and signals.latency_multiple:
+        return Classified(Category.PERFORMANCE, "no rule matches; the alerts report slow responses")
     return Classified(None, "no category rule matches the alert names or labels")
 
 

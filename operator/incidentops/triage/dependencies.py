@@ -39,8 +39,9 @@ def declared(workloads: Iterable[Obj]) -> dict[str, frozenset[str]]:
         if not text:
             continue
         upstream = [part.strip() for part in str(text)[:2048].split(",") if part.strip()][:MAX_UPSTREAM]
-        for name in _names(workload):
-            graph.setdefault(name, set()).update(u[:253] for u in upstream if u != name)
+        names = _names(workload)
+        for name in names:
+            graph.setdefault(name, set()).update(u[:253] for u in upstream if u not in names)  # never itself
     return {k: frozenset(v) for k, v in graph.items()}
 
 
