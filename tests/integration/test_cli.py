@@ -233,10 +233,12 @@ def test_ack_and_resolve_are_recorded_by_the_operator(
     timeline = run("timeline", "checkout-down", "-n", namespace).stdout.splitlines()
     assert timeline[0].split() == ["TIME", "TYPE", "ACTOR", "MESSAGE"]
     # The lifecycle's entries, in its order; escalation's (NoEscalationPolicy: this namespace has no
-    # policy) are another concern's, written whenever its turn comes, and are checked where they belong.
+    # policy) and the postmortem's (a SEV1 was resolved) are other concerns', written whenever their turn
+    # comes, and are checked where they belong.
     lifecycle = [line for line in timeline[1:] if line.split()[1] in ("Detected", "Acknowledged", "Resolved")]
     assert [line.split()[1] for line in lifecycle] == ["Detected", "Acknowledged", "Resolved"]
-    assert {line.split()[1] for line in timeline[1:]} <= {"Detected", "Acknowledged", "Resolved", "NoEscalationPolicy"}
+    others = {"NoEscalationPolicy", "PostmortemWritten"}
+    assert {line.split()[1] for line in timeline[1:]} <= {"Detected", "Acknowledged", "Resolved", *others}
     assert "rolled back the bad deploy" in lifecycle[-1] and "connection pool set to 1" in lifecycle[-1]
 
     described = run("describe", "checkout-down", "-n", namespace).stdout
