@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import http
 import json
+import math
 import secrets
 import signal
 import threading
@@ -296,3 +297,19 @@ def _parse(request: web.Request, body: bytes, *, form_payload: bool) -> _Incomin
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value: Any, default: int) -> int:
+    return value if _is_int(value) else default
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
