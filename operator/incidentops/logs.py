@@ -68,7 +68,7 @@ def setup(fmt: Literal["json", "text"], level: str) -> None:
     # httpx and httpcore log every request with its full URL (at INFO and DEBUG): for a Slack incoming
     # webhook the path is the credential. The operator logs its own line per call (channel, target,
     # result) instead; these stay silent at every level, DEBUG included.
-    for leaky in ("httpx", "httpcore", "anthropic", "hpack"):
+    for leaky in ("httpx", "httpcore", "httpx2", "httpcore2", "anthropic", "hpack"):
         logging.getLogger(leaky).setLevel(logging.WARNING)
     # Kopf logs a line per handled watch event: thousands a minute in an alert storm. What a human
     # needs to know is posted as Kubernetes Events; the per-event lines are for debugging.

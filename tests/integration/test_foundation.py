@@ -23,6 +23,7 @@ PLURALS = {
     "DetectionRule": "detectionrules",
     "Runbook": "runbooks",
     "EscalationPolicy": "escalationpolicies",
+    "Postmortem": "postmortems",
 }
 TOKEN = {"INCIDENTOPS_WEBHOOK_TOKEN": "integration-token"}
 
@@ -59,7 +60,7 @@ def test_crds_are_established_with_short_names_and_categories(kube_cluster: Kube
     assert sorted(crds) == sorted(f"{p}.{GROUP}" for p in PLURALS.values())
     result = kubectl(kube_cluster, "api-resources", "--api-group", GROUP, "-o", "wide")
     assert result.returncode == 0, result.stderr
-    for short in ("inc", "dr", "rb", "escpol"):
+    for short in ("inc", "dr", "rb", "escpol", "pm"):
         assert f" {short} " in result.stdout
     assert "incidentops" in result.stdout  # category
 

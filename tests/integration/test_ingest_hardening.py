@@ -220,6 +220,15 @@ def test_responders_drive_the_whole_lifecycle_from_the_plugin(
     # Alertmanager re-sends the still-firing alert: it is that incident's, not a new episode
     assert post(operator, am_webhook([alert])).status_code == 200
     assert len(incidents(kube_cluster, namespace)) == 1
+    # A SEV1/SEV2 closes once its postmortem is published: the plugin says so, then lets it through.
+    written = wait_until(lambda: (get(kube_cluster, namespace, name)["status"].get("postmortem") or {}).get("state")
+                         == "Draft", timeout=30, what="the postmortem written")  # fmt: skip
+    assert written
+    refused = plugin(kube_cluster, "close", name, "--by", "bob", *ns, code=1)
+    assert "closing needs it Published" in refused.stderr
+    k8s.CustomObjectsApi(kube_cluster.api).patch_namespaced_custom_object(
+        "incidentops.dev", "v1alpha1", namespace, "postmortems", name, {"spec": {"state": "Published"}}
+    )
     plugin(kube_cluster, "close", name, "--by", "bob", "--wait", *ns)
     status = get(kube_cluster, namespace, name)["status"]
     assert status["state"] == "Closed" and status["identifiedAt"] and status["closedAt"]

@@ -24,7 +24,6 @@ from incidentops.api.v1alpha1.incident import (
     IncidentSpec,
     IncidentStatus,
     PostmortemLink,
-    current_severity,
 )
 from incidentops.api.v1alpha1.resources import POSTMORTEM
 from incidentops.concern import Decision, Notice, Ownership, WatchedConcern, append_timeline
@@ -100,7 +99,7 @@ class Postmortems(WatchedConcern):
             return None
         link = status.get("postmortem")
         if link is None:
-            return self._settled(status, now)
+            return self._settled(status, now) if self._required(body) else None
         if link.get("state") == "Writing" and link.get("claimedUntil"):
             return max(now, parse_time(str(link["claimedUntil"])))
         return None
@@ -134,10 +133,8 @@ class Postmortems(WatchedConcern):
             waiting = self._settled(status.wire(), now)
             if waiting is not None and waiting > now:
                 return Decision(status, next_at=waiting)  # the document says whether the fix was verified
-            severity = str(current_severity(spec, status))
-            required = not spec.drill and severity in self.severities
-            if not required:
-                return Decision(status.model_copy(update={"postmortem": PostmortemLink(required=False)}))
+            if not self._required({**obj, "status": status.wire()}):
+                return None  # nothing to write: an incident that needs none costs no write
             return self._claim(obj, status, PostmortemLink(required=True), now)
         if link.state == "Writing" and link.claimed_until is not None and link.claimed_until <= now:
             if link.attempts >= MAX_ATTEMPTS:
@@ -148,6 +145,12 @@ class Postmortems(WatchedConcern):
                 return Decision(updated, [Notice("PostmortemFailed", text[:1024], warning=True)])
             return self._claim(obj, status, link, now)
         return None
+
+    def _required(self, body: Mapping[str, Any]) -> bool:
+        """Whether the incident needs a postmortem: its severity, and never for a simulation."""
+        spec, status = body.get("spec") or {}, body.get("status") or {}
+        severity = status.get("severity") or spec.get("severity")
+        return not spec.get("simulation") and str(severity) in self.severities
 
     @staticmethod
     def _settled(status: Mapping[str, Any], now: datetime) -> datetime | None:
