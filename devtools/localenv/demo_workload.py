@@ -375,7 +375,10 @@ def error_ratio_rule(
         "expr": f"{ERROR_RATIO} > {threshold}",
         "for": for_,
         "labels": labels,
-        "annotations": {"summary": f"{service} error ratio is {{{{ $value | humanizePercentage }}}}"},
+        "annotations": {
+            "summary": f"{service} error ratio is {{{{ $value | humanizePercentage }}}}",
+            "errorRatio": "{{ $value }}",  # an impact signal the operator's triage reads
+        },
     }
     if keep_firing_for:
         rule["keep_firing_for"] = keep_firing_for

@@ -65,6 +65,8 @@ def remediation_of(status: IncidentStatus) -> RemediationSummary:
     actions = []
     for step in run.steps:
         said = "; ".join(_image_changes(step.dry_run_diff)) or step.output or step.reason
+        if step.approved_by:
+            said = f"approved by {step.approved_by}" + (f": {said}" if said else "")
         actions.append(
             ActionTaken(
                 step=step.name,
@@ -80,7 +82,8 @@ def remediation_of(status: IncidentStatus) -> RemediationSummary:
         outcome += ": verification passed" + (f" ({run.reason})" if run.reason else "")
     elif run.failure:
         outcome += f": {run.failure}" + (f" ({run.reason})" if run.reason else "")
-    automatic = any(s.automatic for s in run.steps) if run.steps else None
+    ran = [s for s in run.steps if s.started_at is not None]
+    automatic = all(s.automatic for s in ran) if ran else None  # no human approved any step that ran
     return RemediationSummary(
         runbook=run.runbook, phase=str(run.phase), verified=verified, automatic=automatic, actions=actions,
         outcome=outcome[:1024],

@@ -236,7 +236,8 @@ class Remediation(WatchedConcern):
         notices: list[Notice] = []
         if runbook is not None:
             confidence = triage.confidence if triage.confidence is not None else 0.0
-            text = f"{reason}; confidence {confidence:.2f} ({triage.reasoning or triage.source})"
+            source = "a model's triage" if triage.source == "llm" else "the rules' triage"
+            text = f"{reason}; confidence {confidence:.2f} ({source})"
             remediation = remediation.model_copy(
                 update={
                     "chosen_at": now,
