@@ -85,7 +85,9 @@ def finished(api: k8s.ApiClient, namespace: str, count: int, timeout: float) -> 
 def latency(api: k8s.ApiClient, kubeconfig: Path, standins: StandIns, count: int, every: float, tools: int) -> None:
     namespace = fresh_namespace(api, f"bench-triage-t{tools}")
     standins.clear_requests()
-    handle = operator(kubeconfig, namespace, standins, {"INCIDENTOPS_LLM_MAX_TOOL_CALLS": str(tools)})
+    # A budget that does not bind here: this phase measures time; the storm phase measures the budget.
+    settings = {"INCIDENTOPS_LLM_MAX_TOOL_CALLS": str(tools), "INCIDENTOPS_LLM_CALLS_PER_HOUR": "1000"}
+    handle = operator(kubeconfig, namespace, standins, settings)
     try:
         for index in range(count):
             fire(handle.url, namespace, [f"svc-{index:03d}"])

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from incidentops.api.v1alpha1.common import Severity
-from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus, TriageAnswer
+from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus, RulesTriage, TriageAnswer
 from incidentops.api.v1alpha1.runbook import RunbookSpec
 from incidentops.llm import CallBudget, LlmError, Reply
 from incidentops.triage.llm.answer import InvalidAnswer, apply, validate
@@ -165,3 +165,35 @@ async def test_tool_results_cannot_close_their_delimiters_and_are_bounded() -> N
     assert refused is not None and "free PromQL is not allowed" in refused and "free PromQL" in text
     text, refused = await box.run("metrics", {"query": "nope"})
     assert refused is not None and "unknown query" in json.loads(text.split("\n")[1])["error"]
+
+
+async def test_the_last_quarter_of_the_budget_is_kept_for_the_worst_incidents() -> None:
+    from incidentops.triage.runner import Investigator  # noqa: PLC0415
+
+    class Budgeted(FakeLlm):
+        budget = CallBudget(8, clock=lambda: 0.0)
+
+    llm = Budgeted([])
+    for _ in range(7):  # 1 of 8 left: less than a quarter
+        llm.budget.take()
+    investigator = Investigator(
+        llm,
+        None,
+        None,
+        None,
+        None,
+        lambda: T0,  # type: ignore[arg-type]
+        timeout=__import__("datetime").timedelta(seconds=5),
+        max_tool_calls=1,
+        token_budget=1000,
+        result_bytes=1000,
+        free_promql=False,
+    )
+    sev3 = {
+        "metadata": {"name": "a", "namespace": "shop"},
+        "spec": {"severity": "SEV3"},
+        "status": {"severity": "SEV3"},
+    }
+    out = await investigator.investigate(sev3, {}, RulesTriage())
+    assert out.fallback == "call_budget" and "kept for SEV1 and SEV2" in (out.message or "") and not llm.sent
+    assert investigator._kept_for_the_worst({**sev3, "status": {"severity": "SEV1"}}) is None

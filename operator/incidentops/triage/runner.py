@@ -147,7 +147,18 @@ class Investigator:
         async with self._slots:
             return await self._investigate(obj, runbooks, rules)
 
+    def _kept_for_the_worst(self, obj: Obj) -> str | None:
+        """Why this investigation may not start: the last quarter of the hourly budget is for SEV1 and SEV2."""
+        severity = str((obj.get("status") or {}).get("severity") or (obj.get("spec") or {}).get("severity"))
+        budget = self.llm.budget
+        if severity in ("SEV1", "SEV2") or budget.left() * 4 >= budget.per_hour:
+            return None
+        return f"{budget.left()} of {budget.per_hour} hourly model calls are left, kept for SEV1 and SEV2 incidents"
+
     async def _investigate(self, obj: Obj, runbooks: Mapping[str, RunbookSpec], rules: RulesTriage) -> Outcome:
+        kept = self._kept_for_the_worst(obj)
+        if kept is not None:
+            return Outcome(fallback="call_budget", message=kept)
         started = time.monotonic()
         deadline = started + self.timeout.total_seconds()
         try:
