@@ -45,7 +45,7 @@ def concerns(
     window = timedelta(seconds=config.correlation_window_seconds)
     found: list[WatchedConcern] = [
         Lifecycle(kube, frozenset(str(s) for s in config.postmortem_severities)),
-        Triage(kube, settings, investigator, clock),
+        Triage(kube, settings, investigator),
         Cascade(settings, dependencies, window, timedelta(seconds=config.seconds("cascade_wait"))),
     ]
     if config.remediation:

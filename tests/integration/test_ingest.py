@@ -125,6 +125,19 @@ def test_resolved_notification_resolves_and_a_recurrence_opens_the_next_episode(
     assert status["state"] == "Resolved" and status["resolvedBy"] == "auto-resolve"
     assert status["metrics"]["timeToResolveSeconds"] >= 0
     assert {c["type"]: c["status"] for c in status["conditions"]}["Resolved"] == "True"
+    # a SEV1 resolved: its postmortem is written next (a write of its own); once it is, nothing else is due
+    incident = wait_until(
+        lambda: next(
+            (
+                i
+                for i in incidents(kube_cluster, namespace)
+                if ((i["status"].get("postmortem") or {}).get("state")) == "Draft"
+            ),
+            None,
+        ),
+        timeout=30,
+        what="the postmortem written",
+    )
     # duplicates of the resolved notification change nothing
     assert post(operator, am_webhook(resolved(alerts))).status_code == 200
     assert (

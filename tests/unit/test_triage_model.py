@@ -197,3 +197,32 @@ async def test_the_last_quarter_of_the_budget_is_kept_for_the_worst_incidents() 
     out = await investigator.investigate(sev3, {}, RulesTriage())
     assert out.fallback == "call_budget" and "kept for SEV1 and SEV2" in (out.message or "") and not llm.sent
     assert investigator._kept_for_the_worst({**sev3, "status": {"severity": "SEV1"}}) is None
+
+
+def test_a_runbook_a_human_names_wins_over_the_models_choice() -> None:
+    from incidentops.triage.assess import evidence_key  # noqa: PLC0415
+    from incidentops.triage.concern import Runbooks, Triage  # noqa: PLC0415
+
+    steps = {"steps": [{"name": "r", "action": "restart"}]}
+    specs = [(n, RunbookSpec.model_validate({"match": {"alertnames": ["ApiDown"]}, **steps})) for n in ("x", "y")]
+    evidence = evidence_key(["ApiDown"], "SEV3")
+    status = IncidentStatus.model_validate(
+        {
+            "severity": "SEV3",
+            "detectedAt": "2026-12-01T12:00:00Z",
+            "alerts": {"names": ["ApiDown"]},
+            "triage": {
+                "source": "llm",
+                "runbook": "x",
+                "confidence": 0.9,
+                "evidence": evidence,
+                "llm": {"state": "Answered", "evidence": evidence, "investigations": 1},
+            },
+        }
+    )
+    spec = IncidentSpec(title="api down", severity="SEV3", service="api", runbook_ref={"name": "y"})
+    obj = {"metadata": {"name": "api-1", "namespace": "shop", "uid": "u"}, "spec": spec.wire(), "status": status.wire()}
+    decision = Triage(kube=None).decide(obj, spec, status, Runbooks(specs), T0)  # type: ignore[arg-type]
+    assert decision is not None and decision.status.triage is not None
+    assert (decision.status.triage.runbook, decision.status.triage.confidence) == ("y", 1.0)
+    assert decision.status.triage.source == "rules"

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from incidentops.api.v1alpha1.incident import AlertSignals
-from incidentops.triage.cascade import OpenIncident, find_root
+from incidentops.triage.cascade import OpenIncident, find_root, worst_symptom
 from incidentops.triage.categories import classify, parse_rules
 from incidentops.triage.dependencies import declared, merged, upstream_of
+from incidentops.triage.runner import fill
 from incidentops.triage.settings import parse
 from incidentops.triage.severity import assess
 from incidentops.triage.signals import combine, multiple, ratio, read
@@ -157,3 +158,36 @@ def test_the_root_is_the_furthest_upstream_open_incident_within_the_window() -> 
     assert find_root("db-1", "db", T0, graph, open_by_service, window) is None  # nothing upstream of the root
     alone = {"api": [OpenIncident("web-1", "api", T0)]}
     assert find_root("web-1", "web", T0, graph, alone, window) is None  # never its own root
+
+
+def test_a_loop_of_dependencies_gives_one_root_and_an_unpaged_incident_is_never_one() -> None:
+    graph = {"a": frozenset({"b"}), "b": frozenset({"a"})}
+    window = timedelta(minutes=5)
+    earlier, later = OpenIncident("a-1", "a", T0), OpenIncident("b-1", "b", T0 + timedelta(seconds=5))
+    by_service = {"a": [earlier], "b": [later]}
+    assert find_root("a-1", "a", T0, graph, by_service, window) is None  # the earlier one is the root
+    root = find_root("b-1", "b", later.detected_at, graph, by_service, window)
+    assert root is not None and root.incident == "a-1"
+    silent = {"db": [OpenIncident("db-1", "db", T0, unpaged=True)]}
+    assert find_root("web-1", "web", T0, {"web": frozenset({"db"})}, silent, window) is None
+
+
+def test_a_root_is_as_bad_as_its_worst_symptom() -> None:
+    open_incidents = [
+        OpenIncident("db-1", "db", T0, "SEV4"),
+        OpenIncident("api-1", "api", T0, "SEV2", root="db-1"),
+        OpenIncident("web-1", "web", T0, "SEV1", root="db-1"),
+        OpenIncident("other", "x", T0, "SEV1", root="elsewhere"),
+    ]
+    assert worst_symptom("db-1", open_incidents) == ("SEV1", ["api-1", "web-1"])
+    assert worst_symptom("api-1", open_incidents) == (None, [])
+
+
+def test_a_service_name_cannot_break_out_of_a_named_query() -> None:
+    template = 'sum(x{service="$service",namespace="$namespace"}) / sum(y{pod=~"$service_re-.*"})'
+    hostile = "a" * 252 + '"'  # cut after escaping, this would leave a lone backslash before the closing quote
+    filled = fill(template, "shop", hostile)
+    assert 'service="' + "a" * 252 + '\\""' in filled
+    breakout = fill(template, "shop", '"} or vector(1) or x{a="')
+    assert 'service="\\"} or vector(1) or x{a=\\""' in breakout
+    assert fill('{pod=~"$service_re"}', "n", "a.b*") == '{pod=~"a\\\\.b\\\\*"}'

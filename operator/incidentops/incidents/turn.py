@@ -30,6 +30,7 @@ from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus
 from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.concern import Concern, Decision, Move, Notice, WatchedConcern, merge
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
+from incidentops.logs import Throttle
 from incidentops.metrics import STATUS_WRITES
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Turns:
         self.attempts = attempts
         self._sleep = sleep
         self._trespass_told: set[tuple[str, str]] = set()
+        self._broken_lines = Throttle()
         self._held: dict[Key, _Held] = {}
 
     async def run(
@@ -191,8 +193,14 @@ class Turns:
                 lock = concern.serial(obj, current)
                 if lock is not None:
                     await held.enter_async_context(lock)
-                observed = await concern.observe(obj, current, now, carried.get(concern.name))
-                decision = concern.decide(obj, spec, current, observed, now)
+                try:
+                    observed = await concern.observe(obj, current, now, carried.get(concern.name))
+                    decision = concern.decide(obj, spec, current, observed, now)
+                except KubeError:
+                    raise  # the apiserver: the caller's policy (503, looking again)
+                except Exception:  # a bug in one concern never stops the others (a page, above all)
+                    self._broken(obj, concern)
+                    continue
                 if decision is None:
                     continue
                 merged = merge(current, decision.status, concern.owns)
@@ -279,6 +287,16 @@ class Turns:
             log.log(level, "incident %s/%s: %s", meta["namespace"], meta["name"], notice.message)
             kind = "Warning" if notice.warning else "Normal"
             self.kube.post_event_soon(obj, notice.reason, notice.message, type_=kind)
+
+    def _broken(self, obj: Obj, concern: Concern) -> None:
+        meta = obj["metadata"]
+        if self._broken_lines.log(
+            log, logging.ERROR, concern.name,
+            "incident %s/%s: the %s concern failed to decide (a bug); the other concerns go on without it",
+            meta.get("namespace"), meta.get("name"), concern.name,
+        ):  # fmt: skip
+            log.error("the failure above, for the bug report", exc_info=True)
+        STATUS_WRITES.labels(concern.name, "error").inc()
 
     def _trespassed(self, concern: Concern, fields: Sequence[str]) -> None:
         for name in fields:

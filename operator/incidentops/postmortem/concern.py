@@ -38,6 +38,7 @@ from incidentops.prometheus import Prometheus
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
+INCIDENT_UID = "incidentops.dev/incident-uid"  # which incident a postmortem reviews, when names are reused
 WRITE_TIMEOUT = timedelta(seconds=60)
 SETTLING = frozenset({"Running", "Verifying", "Undoing"})  # remediation still finding out whether it worked
 SETTLE_AT_MOST = timedelta(minutes=10)
@@ -213,13 +214,21 @@ class Postmortems(WatchedConcern):
     async def write(self, obj: Obj) -> Written:
         """Build and create the document; an existing one is never touched."""
         meta = obj["metadata"]
-        namespace, name = str(meta["namespace"]), str(meta["name"])
+        namespace, incident, uid = str(meta["namespace"]), str(meta["name"]), str(meta.get("uid", ""))
+        name = incident
         try:
-            try:
-                await self.kube.get(POSTMORTEM, namespace, name)
+            for candidate in (incident, f"{incident}-{uid[:8]}"):
+                name = candidate
+                try:
+                    existing = await self.kube.get(POSTMORTEM, namespace, candidate)
+                except NotFound:
+                    break
+                owner = ((existing.get("metadata") or {}).get("annotations") or {}).get(INCIDENT_UID)
+                if owner in (None, uid):
+                    return Written(candidate, created=False, drafted=False)  # ours: the team's now, left as it is
+                # another incident of the same name (deleted since) wrote this one: ours gets its own name
+            else:
                 return Written(name, created=False, drafted=False)
-            except NotFound:
-                pass
             spec = IncidentSpec.model_validate(obj.get("spec") or {})
             status = IncidentStatus.model_validate(obj.get("status") or {})
             now = self.clock()
@@ -227,19 +236,24 @@ class Postmortems(WatchedConcern):
             end = status.resolved_at or now
             found = await sources(self.kube, namespace, status, dict(spec.labels or {}))
             measured = await peaks(self.prometheus, found, start - timedelta(minutes=1), end)
-            document = build(namespace, name, spec, status, measured, now)
+            document = build(namespace, incident, spec, status, measured, now)
             drafted = False
             if self.llm is not None and not spec.drill:
                 narrative, why = await draft(self.llm, document, self.llm_timeout)
                 if narrative is not None:
-                    document = build(namespace, name, spec, status, measured, now, narrative, self.llm.model)
+                    document = build(namespace, incident, spec, status, measured, now, narrative, self.llm.model)
                     drafted = True
                 elif why:
-                    log.warning("postmortem %s/%s: the model's draft was not used (%s)", namespace, name, why)
+                    log.warning("postmortem %s/%s: the model's draft was not used (%s)", namespace, incident, why)
             body = {
                 "apiVersion": API_VERSION,
                 "kind": POSTMORTEM.kind,
-                "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+                    "annotations": {INCIDENT_UID: uid},
+                },
                 "spec": document.wire(),
             }
             try:

@@ -70,17 +70,23 @@ def _line_start(line: str) -> str:
     return line
 
 
+def _defang(text: str) -> str:
+    """No raw HTML, no link or image (a tracking pixel, a javascript: link), no table row: alert text is anyone's."""
+    text = text.replace("\\", "\\\\")  # first: an escape written in the text must not undo ours
+    return text.replace("<", "\\<").replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")
+
+
 def inline(text: str | None) -> str:
     """Text on one line (a list item, a header value): whitespace collapsed, nothing that opens a block or HTML."""
     flat = " ".join((text or "").split())
-    return _line_start(flat.replace("<", "\\<"))
+    return _line_start(_defang(flat))
 
 
 def prose(text: str | None) -> str:
     """Paragraphs as written (blank lines kept), each line unable to open a block or raw HTML."""
     lines: list[str] = []
     for raw in (text or "").splitlines():
-        line = _line_start(raw.replace("<", "\\<")).rstrip()
+        line = _line_start(_defang(raw)).rstrip()
         if line or (lines and lines[-1]):
             lines.append(line)
     return "\n".join(lines).strip("\n")
@@ -90,7 +96,7 @@ def cell(text: object) -> str:
     """A table cell: backslashes and pipes escaped, line breaks as <br>, so the row stays one row."""
     if text is None or text == "":
         return "-"
-    escaped = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
+    escaped = _defang(str(text))
     parts = [part.strip() for part in escaped.splitlines()]
     return "<br>".join(part for part in parts if part) or "-"
 

@@ -22,6 +22,7 @@ from incidentops.kube import AsyncKube, KubeError
 from incidentops.prometheus import Prometheus, PrometheusError
 
 MAX_QUERIES = 5
+MAX_LINKED = 2  # expressions from alerts' graph links: at most two, after the trusted ones
 MAX_EXPR = 1024
 RULE_LABEL = "incidentops_rule"
 
@@ -45,14 +46,17 @@ def generator_expr(url: str | None) -> str | None:
 
 
 async def sources(kube: AsyncKube, namespace: str, status: IncidentStatus, labels: dict[str, str]) -> list[Source]:
-    found: list[Source] = []
+    """The queries, trusted first: the DetectionRule's and the runbook's verify query (written by the cluster's
+    users), then the expressions in the alerts' graph links (anyone who may send alerts wrote those)."""
+    trusted: list[Source] = []
+    linked: list[Source] = []
     rules = {labels[RULE_LABEL]} if labels.get(RULE_LABEL) else set()
     for alert in status.alerts.recent:
         if alert.labels.get(RULE_LABEL):
             rules.add(alert.labels[RULE_LABEL])
         expr = generator_expr(alert.generator_url)
         if expr:
-            found.append(Source(expr, f"alert {alert.name}"))
+            linked.append(Source(expr, f"alert {alert.name}"))
     for rule in sorted(rules)[:MAX_QUERIES]:
         try:
             obj = await kube.get(DETECTION_RULE, namespace, rule)
@@ -60,18 +64,18 @@ async def sources(kube: AsyncKube, namespace: str, status: IncidentStatus, label
             continue
         query = (obj.get("status") or {}).get("query") or (obj.get("spec") or {}).get("expr")
         if query:
-            found.append(Source(str(query)[:MAX_EXPR], f"rule {rule}"))
+            trusted.append(Source(str(query)[:MAX_EXPR], f"rule {rule}"))
     runbook = status.remediation.runbook if status.remediation else None
     if runbook:
         try:
             obj = await kube.get(RUNBOOK, namespace, runbook)
             query = ((obj.get("spec") or {}).get("verify") or {}).get("query")
             if query:
-                found.append(Source(str(query)[:MAX_EXPR], f"runbook {runbook}'s verify"))
+                trusted.append(Source(str(query)[:MAX_EXPR], f"runbook {runbook}'s verify"))
         except KubeError:
             pass
     unique: dict[str, Source] = {}
-    for item in found:
+    for item in [*trusted, *linked[:MAX_LINKED]]:
         unique.setdefault(item.query, item)
     return list(unique.values())[:MAX_QUERIES]
 

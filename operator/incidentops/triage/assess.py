@@ -15,8 +15,10 @@ from incidentops.api.v1alpha1.incident import IncidentSpec, IncidentStatus, Rule
 from incidentops.api.v1alpha1.runbook import RunbookSpec
 from incidentops.triage.categories import CategoryRule, classify
 from incidentops.triage.rules import runbook_fit
-from incidentops.triage.selection import IncidentFacts, choose, matches
+from incidentops.triage.selection import IncidentFacts, choose, matches, specificity
 from incidentops.triage.severity import assess
+
+MAX_MATCHING = 50  # status.triage.matching's bound
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,11 @@ def rules_triage(
     facts = IncidentFacts.of(spec, seen)
     picked = choose(spec, facts, runbooks)
     available: Mapping[str, RunbookSpec] = dict(runbooks)
-    matching = tuple(sorted(name for name, rb in runbooks if matches(rb.match, facts)))
+    # bounded as status keeps it: the most specific first, so a namespace of many runbooks never breaks a turn
+    fitting = sorted(
+        (rb for rb in runbooks if matches(rb[1].match, facts)), key=lambda i: (-specificity(i[1].match), i[0])
+    )
+    matching = tuple(sorted(name for name, _ in fitting[:MAX_MATCHING]))
     chosen = available.get(picked.runbook or "")
     runbook = confidence = None
     fit_said = ""

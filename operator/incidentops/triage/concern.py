@@ -12,8 +12,9 @@ scheduler (`deliver`), whose next turn validates and records it. A claim whose p
 taken over when it expires. Remediation waits for the answer only where it can change what runs
 (llm.holdUntil), never longer than the investigation's timeout.
 
-Over 400 lines is avoided by keeping the pieces next door: the rules (assess), the model's tools,
-loop and answer checks (llm/), the ConfigMap (settings).
+Its length is the three decisions of one concern (the rules' look, a claim taken over, a model's
+answer recorded); the pieces they use live next door: the rules (assess), the model's tools, loop
+and answer checks (llm/), the ConfigMap (settings), the investigation's runner.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ from incidentops.api.v1alpha1.runbook import RunbookSpec
 from incidentops.concern import Decision, Notice, Ownership, WatchedConcern, append_timeline
 from incidentops.kube import AsyncKube, Obj
 from incidentops.metrics import LLM_BUDGET_REFUSALS, LLM_FALLBACKS, LLM_SECONDS, LLM_TOKENS, TRIAGES
-from incidentops.triage.assess import Assessment, alert_names, evidence_key, new_evidence, rules_triage
+from incidentops.triage.assess import (
+    Assessment,
+    alert_names,
+    evidence_key,
+    evidence_parts,
+    new_evidence,
+    rules_triage,
+)
 from incidentops.triage.llm.answer import apply
 from incidentops.triage.llm.investigation import Outcome
 from incidentops.triage.runner import Investigator
@@ -111,13 +119,13 @@ class Triage(WatchedConcern):
         kube: AsyncKube,
         settings: SettingsSource | None = None,
         investigator: Investigator | None = None,
-        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.investigator = investigator
         self._deliver: Callable[[Key, str, Any], None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._live: set[Key] = set()  # incidents whose investigation runs (or waits for a slot) in this process
 
     def bind(self, wake: Callable[[Key, str], None], deliver: Callable[[Key, str, Any], None]) -> None:
         self._deliver = deliver
@@ -143,7 +151,7 @@ class Triage(WatchedConcern):
 
     async def observe(self, obj: Obj, status: IncidentStatus, now: datetime, carried: Any) -> Any:
         body = {**obj, "status": status.wire()}
-        if not isinstance(carried, Outcome) and not _stale(body) and not self._taken_over(status, now):
+        if not isinstance(carried, Outcome) and not _stale(body) and not self._taken_over(obj, status, now):
             return None
         found = []
         for item in await self.kube.list(RUNBOOK, obj["metadata"]["namespace"]):
@@ -156,10 +164,12 @@ class Triage(WatchedConcern):
         settings = await self.settings.current() if self.settings else None
         return Runbooks(found, settings.category_rules if settings else ())
 
-    @staticmethod
-    def _taken_over(status: IncidentStatus, now: datetime) -> bool:
+    def _taken_over(self, obj: Obj, status: IncidentStatus, now: datetime) -> bool:
+        """A claim past its time whose investigation is not under way here (queued behind a storm, say)."""
         llm = status.triage.llm if status.triage else None
-        return bool(llm and llm.state == "Pending" and llm.claimed_until and llm.claimed_until <= now)
+        expired = bool(llm and llm.state == "Pending" and llm.claimed_until and llm.claimed_until <= now)
+        meta = obj["metadata"]
+        return expired and (meta["namespace"], meta["name"]) not in self._live
 
     # -- deciding (pure) ------------------------------------------------------------------------------
 
@@ -170,12 +180,12 @@ class Triage(WatchedConcern):
             return self._record(obj, spec, status, observed, now)
         if not isinstance(observed, Runbooks):
             return None
-        if self._taken_over(status, now) and not _stale({**obj, "status": status.wire()}):
+        if self._taken_over(obj, status, now) and not _stale({**obj, "status": status.wire()}):
             return self._take_over(spec, status, observed, now)
         assessed = rules_triage(spec, status, observed.specs, observed.rules)
         rules = assessed.rules
         notices: list[Notice] = []
-        updated, raised = _raise(
+        updated, raised = raise_severity(
             status, rules.severity, now, f"rules: {rules.reasoning.split(';')[0] if rules.reasoning else ''}"
         )
         if raised:
@@ -197,10 +207,12 @@ class Triage(WatchedConcern):
             rules=rules,
             llm=before.llm if before else None,
         )
+        named = spec.runbook_ref is not None  # a human's (or a rule's) runbook: the model's choice never overrides it
         if (
             before is not None
             and before.source == "llm"
             and before.llm
+            and not named
             and not new_evidence(before.llm.evidence, evidence)
         ):
             result = before.model_copy(
@@ -347,7 +359,7 @@ class Triage(WatchedConcern):
                 said += f"; the runbook stays {triage.runbook} (named by a human in spec.runbookRef)"
             llm = llm.model_copy(update={"state": "Answered", "applied": said[:1024]})
             if status.severity_source != "human" and applied.severity < current:
-                updated, raised = _raise(status, applied.severity, now, f"the model ({llm.model}): {said}")
+                updated, raised = raise_severity(status, applied.severity, now, f"the model ({llm.model}): {said}")
                 if raised:
                     notices.append(Notice("SeverityRaised", raised, warning=True))
             result = triage.model_copy(
@@ -362,10 +374,13 @@ class Triage(WatchedConcern):
                     "choice": f"chosen by the model among {len(matching)} matching runbook(s)" if runbook else
                     "the model chose no runbook",
                     "evidence": evidence_key(alert_names(updated, spec), updated.severity),
-                    "llm": llm,
+                    "llm": _seen(llm, updated),
                 }
             )  # fmt: skip
             notices.append(Notice("TriagedByModel", f"{llm.model}: {_said(result)}; code: {said}"[:1024]))
+        if new_evidence(result.llm.evidence if result.llm else None, result.evidence or ""):
+            # a new alert name came while the model looked: the rules look again, and the model after them
+            result = result.model_copy(update={"evidence": result.llm.evidence if result.llm else None})
         updated = append_timeline(updated.model_copy(update={"triage": result}), now, "Triaged",
                                   (notices[-1].message if notices else "")[:2048], "triage")  # fmt: skip
         drill = spec.drill
@@ -397,7 +412,11 @@ class Triage(WatchedConcern):
             key: Key = (meta["namespace"], meta["name"])
 
             async def run(effect: Investigate = effect, key: Key = key) -> None:
-                outcome = await investigator.investigate(written, effect.runbooks, effect.rules)
+                self._live.add(key)
+                try:
+                    outcome = await investigator.investigate(written, effect.runbooks, effect.rules)
+                finally:
+                    self._live.discard(key)
                 deliver(key, self.name, outcome)
 
             task = asyncio.create_task(run())
@@ -406,7 +425,7 @@ class Triage(WatchedConcern):
         return None
 
 
-def _raise(
+def raise_severity(
     status: IncidentStatus, proposed: Severity | str | None, now: datetime, why: str
 ) -> tuple[IncidentStatus, str]:
     """The status with its severity raised to `proposed` (never lowered, never against a human)."""
@@ -417,6 +436,13 @@ def _raise(
     text = f"severity raised {status.severity} → {proposed} by triage: {why}"[: MAX_TIMELINE * 20]
     raised = status.model_copy(update={"severity": Severity(proposed), "severity_source": "triage"})
     return append_timeline(raised, now, "SeverityRaised", text[:2048], "triage"), text[:1024]
+
+
+def _seen(llm: LlmTriage, status: IncidentStatus) -> LlmTriage:
+    """The investigation's evidence with the severity it left the incident at: its own raise is not news."""
+    parts = evidence_parts(llm.evidence)
+    names = parts[1] if parts else frozenset()
+    return llm.model_copy(update={"evidence": evidence_key(names, status.severity)})
 
 
 def _said(result: TriageResult) -> str:

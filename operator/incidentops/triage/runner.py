@@ -34,12 +34,16 @@ _REGEX_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
 
 def _literal(value: str) -> str:
-    """A value inside a PromQL double-quoted string: backslashes and quotes escaped, one line."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:253]
+    """A value inside a PromQL double-quoted string: backslashes and quotes escaped, one line.
+
+    Cut before it is escaped: cutting after could leave a lone backslash that escapes the closing quote.
+    """
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ").replace("\r", " ")
 
 
 def fill(template: str, namespace: str, service: str) -> str:
     """A named query with the incident's namespace and service in it, escaped (alert text is hostile)."""
+    service, namespace = service[:253], namespace[:63]
     return (
         template.replace("$service_re", _literal(_REGEX_SPECIAL.sub(r"\\\1", service)))
         .replace("$service", _literal(service))
@@ -151,7 +155,8 @@ class Investigator:
         """Why this investigation may not start: the last quarter of the hourly budget is for SEV1 and SEV2."""
         severity = str((obj.get("status") or {}).get("severity") or (obj.get("spec") or {}).get("severity"))
         budget = self.llm.budget
-        if severity in ("SEV1", "SEV2") or budget.left() * 4 >= budget.per_hour:
+        needs = self.max_tool_calls + 2  # what this investigation may spend: the quarter stays whole after it
+        if severity in ("SEV1", "SEV2") or (budget.left() - needs) * 4 >= budget.per_hour:
             return None
         return f"{budget.left()} of {budget.per_hour} hourly model calls are left, kept for SEV1 and SEV2 incidents"
 
