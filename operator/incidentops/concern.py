@@ -167,6 +167,50 @@ class Concern:
         return None
 
 
+class Background:
+    """Work a concern does off its turn (seconds of it: a model's investigation, writing a document).
+
+    The turn that starts it has written a claim; the result goes to the scheduler (`deliver`), whose next
+    turn of the concern records it. `live` says which incidents have such work running in this process,
+    so the process never takes over its own claim while the work waits for a slot.
+    """
+
+    def __init__(self, concern: str) -> None:
+        self.concern = concern
+        self.live: set[tuple[str, str]] = set()
+        self._deliver: Callable[[tuple[str, str], str, Any], None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self, deliver: Callable[[tuple[str, str], str, Any], None]) -> None:
+        self._deliver = deliver
+
+    def start(self, obj: Obj, work: Callable[[], Awaitable[Any]]) -> bool:
+        """Run `work` for the incident; False when there is nobody to deliver the result to (not bound)."""
+        deliver = self._deliver
+        if deliver is None:
+            return False
+        meta = obj["metadata"]
+        key = (str(meta["namespace"]), str(meta["name"]))
+
+        async def run() -> None:
+            self.live.add(key)
+            try:
+                result = await work()
+            finally:
+                self.live.discard(key)
+            deliver(key, self.concern, result)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class WatchedConcern(Concern):
     """A concern the scheduler wakes: it reads the watched object to say when it has work."""
 

@@ -26,7 +26,7 @@ from incidentops.api.v1alpha1.incident import (
     PostmortemLink,
 )
 from incidentops.api.v1alpha1.resources import POSTMORTEM
-from incidentops.concern import Decision, Notice, Ownership, WatchedConcern, append_timeline
+from incidentops.concern import Background, Decision, Notice, Ownership, WatchedConcern, append_timeline
 from incidentops.config import Config
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj
 from incidentops.llm import Llm
@@ -83,16 +83,13 @@ class Postmortems(WatchedConcern):
         self.llm = llm
         self.severities = frozenset(str(s) for s in config.postmortem_severities)
         self.llm_timeout = config.seconds("llm_timeout")
-        self._deliver: Callable[[Key, str, Any], None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self.background = Background(self.name)
 
     def bind(self, wake: Callable[[Key, str], None], deliver: Callable[[Key, str, Any], None]) -> None:
-        self._deliver = deliver
+        self.background.bind(deliver)
 
     async def close(self) -> None:
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await self.background.close()
 
     def wake(self, body: Mapping[str, Any], now: datetime) -> datetime | None:
         status = body.get("status") or {}
@@ -197,18 +194,8 @@ class Postmortems(WatchedConcern):
         return Decision(updated, [Notice("PostmortemWritten", text)])
 
     async def act(self, written: Obj, decision: Decision) -> Any:
-        deliver = self._deliver
-        if deliver is None or not any(isinstance(e, Write) for e in decision.effects):
-            return None
-        meta = written["metadata"]
-        key: Key = (meta["namespace"], meta["name"])
-
-        async def run() -> None:
-            deliver(key, self.name, await self.write(written))
-
-        task = asyncio.create_task(run())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        if any(isinstance(e, Write) for e in decision.effects):
+            self.background.start(written, lambda: self.write(written))
         return None
 
     async def write(self, obj: Obj) -> Written:

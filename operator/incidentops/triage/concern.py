@@ -19,11 +19,11 @@ and answer checks (llm/), the ConfigMap (settings), the investigation's runner.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -42,7 +42,7 @@ from incidentops.api.v1alpha1.incident import (
 from incidentops.api.v1alpha1.incident_triage import MAX_TOOL_CALLS_KEPT
 from incidentops.api.v1alpha1.resources import RUNBOOK
 from incidentops.api.v1alpha1.runbook import RunbookSpec
-from incidentops.concern import Decision, Notice, Ownership, WatchedConcern, append_timeline
+from incidentops.concern import Background, Decision, Notice, Ownership, WatchedConcern, append_timeline
 from incidentops.kube import AsyncKube, Obj
 from incidentops.metrics import LLM_BUDGET_REFUSALS, LLM_FALLBACKS, LLM_SECONDS, LLM_TOKENS, TRIAGES
 from incidentops.triage.assess import (
@@ -123,17 +123,13 @@ class Triage(WatchedConcern):
         self.kube = kube
         self.settings = settings
         self.investigator = investigator
-        self._deliver: Callable[[Key, str, Any], None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
-        self._live: set[Key] = set()  # incidents whose investigation runs (or waits for a slot) in this process
+        self.background = Background(self.name)
 
     def bind(self, wake: Callable[[Key, str], None], deliver: Callable[[Key, str, Any], None]) -> None:
-        self._deliver = deliver
+        self.background.bind(deliver)
 
     async def close(self) -> None:
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await self.background.close()
         if self.investigator is not None:
             await self.investigator.close()
 
@@ -169,7 +165,7 @@ class Triage(WatchedConcern):
         llm = status.triage.llm if status.triage else None
         expired = bool(llm and llm.state == "Pending" and llm.claimed_until and llm.claimed_until <= now)
         meta = obj["metadata"]
-        return expired and (meta["namespace"], meta["name"]) not in self._live
+        return expired and (meta["namespace"], meta["name"]) not in self.background.live
 
     # -- deciding (pure) ------------------------------------------------------------------------------
 
@@ -404,24 +400,12 @@ class Triage(WatchedConcern):
 
     async def act(self, written: Obj, decision: Decision) -> Any:
         """Start the investigation in the background: a slow model never holds up the incident's turns."""
-        investigator, deliver = self.investigator, self._deliver
+        investigator = self.investigator
         for effect in decision.effects:
-            if not isinstance(effect, Investigate) or investigator is None or deliver is None:
-                continue
-            meta = written["metadata"]
-            key: Key = (meta["namespace"], meta["name"])
-
-            async def run(effect: Investigate = effect, key: Key = key) -> None:
-                self._live.add(key)
-                try:
-                    outcome = await investigator.investigate(written, effect.runbooks, effect.rules)
-                finally:
-                    self._live.discard(key)
-                deliver(key, self.name, outcome)
-
-            task = asyncio.create_task(run())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            if isinstance(effect, Investigate) and investigator is not None:
+                self.background.start(
+                    written, partial(investigator.investigate, written, effect.runbooks, effect.rules)
+                )
         return None
 
 
