@@ -226,6 +226,11 @@ def test_helpers_read_raw_objects() -> None:
     assert category_of({"spec": {}, "status": {"triage": {}}}) == "unknown"
     assert category_of({"spec": {"category": "security"}}) == "security"
     assert not auto_remediated({"status": {"remediation": {"phase": "Verified", "steps": []}}})
+    approved_then_automatic = [
+        {"name": "rollback", "automatic": False, "approvedBy": "alice", "state": "Succeeded"},
+        {"name": "wait", "automatic": True, "state": "Succeeded"},
+    ]
+    assert not auto_remediated({"status": {"remediation": {"phase": "Verified", "steps": approved_then_automatic}}})
     assert open_items({"spec": {"actionItems": [{"title": "x"}]}, "status": {}}) == 1
     assert open_items({"spec": {"actionItems": [{"title": "x"}]}, "status": {"openActionItems": 0}}) == 0
 

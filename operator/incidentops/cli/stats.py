@@ -137,13 +137,17 @@ def escalated(obj: Obj) -> bool:
 
 
 def auto_remediated(obj: Obj) -> bool:
-    """Whether a step ran automatically and succeeded, or a run with automatic steps was Verified."""
+    """Whether a runbook mitigated the incident with no human's approval: the run ended Done or Verified, and
+    every step that ran was automatic (a rollback a human approved, with an automatic wait after it, is not)."""
     remediation = _map(_map(obj.get("status")).get("remediation"))
     steps = [s for s in remediation.get("steps") or [] if isinstance(s, Mapping)]
-    automatic = [s for s in steps if s.get("automatic") is True]
-    if any(s.get("state") == "Succeeded" for s in automatic):
-        return True
-    return remediation.get("phase") == "Verified" and bool(automatic)
+    ran = [s for s in steps if s.get("startedAt") or s.get("state") in _RAN]
+    return (
+        remediation.get("phase") in ("Done", "Verified") and bool(ran) and all(s.get("automatic") is True for s in ran)
+    )
+
+
+_RAN = frozenset({"Running", "Succeeded", "Failed", "RolledBack"})
 
 
 def open_items(postmortem: Obj) -> int:
