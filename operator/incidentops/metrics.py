@@ -171,3 +171,8 @@ LLM_BUDGET_REFUSALS = Counter(
 POSTMORTEMS = Counter(
     "incidentops_postmortems_total", "Postmortems written, by how (template, drafted) or failed.", ["result"]
 )
+RULE_STATUS_WRITES = Counter(
+    "incidentops_rule_status_writes_total",
+    "DetectionRule status writes after an evaluation: written (something changed, or a minute passed) or unchanged.",
+    ["result"],
+)

@@ -7,9 +7,11 @@ rule itself, and changing its expression is how a test makes a series go away.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
@@ -322,3 +324,29 @@ def test_for_fires_at_the_evaluation_that_completes_it(
         [series] = fired["status"]["series"]
         waited = parse_time(series["firedAt"]) - parse_time(series["activeSince"])
         assert waited.total_seconds() == 10.0, (name, series)
+
+
+def test_a_rule_whose_evaluation_changes_nothing_writes_nothing(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    prometheus = prometheus_factory(scrape_targets=[])
+    operator = operator_factory([namespace], {**ENV, "INCIDENTOPS_PROMETHEUS_URL": prometheus.url})
+    apply_rule(kube_cluster, namespace, "steady", expr=FIRES, interval="5s", service="steady", resolveAfter="1s")
+    firing = wait_rule(kube_cluster, namespace, "steady", lambda o: state(o) == "Firing", "Firing")
+
+    def unchanged() -> float:
+        text = httpx.get(f"{operator.url}/metrics", timeout=10).text
+        found = re.search(r'^incidentops_rule_status_writes_total\{result="unchanged"\} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    seen = unchanged()
+    wait_until(lambda: unchanged() >= seen + 2, timeout=30, what="two more evaluations that changed nothing")
+    still = rule(kube_cluster, namespace, "steady")
+    assert still["metadata"]["resourceVersion"] == firing["metadata"]["resourceVersion"]  # no write at all
+    assert still["status"]["lastEvaluation"] == firing["status"]["lastEvaluation"]  # written at most once a minute
+    patch_rule(kube_cluster, namespace, "steady", expr=QUIET)  # a state change is written at once
+    wait_rule(kube_cluster, namespace, "steady", lambda o: state(o) == "Inactive", "Inactive")

@@ -27,6 +27,7 @@ from incidentops.api.v1alpha1.resources import DETECTION_RULE
 from incidentops.config import Config
 from incidentops.deadlines import Deadlines
 from incidentops.detection.alerts import alert_for
+from incidentops.detection.changes import worth_writing
 from incidentops.detection.compile import expects_absence, expression, metric_names
 from incidentops.detection.health import NO_DATA_AFTER, RECHECK, Health, RuleHealth, no_data_message
 from incidentops.detection.series import Sample, evaluate, rule_state
@@ -35,7 +36,7 @@ from incidentops.incidents.turn import Turns
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, Conflict, KubeError, NotFound, Obj, Unavailable
 from incidentops.logs import waiting_level
-from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS
+from incidentops.metrics import RULE_EVALUATION_LAG, RULE_EVALUATIONS, RULE_STATUS_WRITES
 from incidentops.prometheus import Prometheus, PrometheusError
 from incidentops.readiness.lookup import ClusterLookup
 
@@ -298,6 +299,9 @@ class Evaluator:
             )
             body = status.model_copy(update={"conditions": conditions}).wire()
             body["observedGeneration"] = meta.get("generation")
+            if not worth_writing(obj.get("status") or {}, body, self.clock()):
+                RULE_STATUS_WRITES.labels("unchanged").inc()
+                return  # nothing new: the evaluation time is written at most once a minute
             try:
                 await self.kube.run(
                     self.kube.client.patch_status,
@@ -316,6 +320,7 @@ class Evaluator:
                     return
                 meta = obj["metadata"]
                 continue
+            RULE_STATUS_WRITES.labels("written").inc()
             after = find_condition(conditions, "Ready")
             if after is not None and (before is None or (before.status, before.reason) != (after.status, after.reason)):
                 failing = after.status == "False"
