@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from incidentops import config as config_module
 from incidentops import logs, registry
@@ -58,17 +59,17 @@ async def run(config: config_module.Config) -> None:
             "webhook authentication is OFF (INCIDENTOPS_WEBHOOK_AUTH=none): "
             "anyone who can reach the port can open incidents"
         )
-    kopf_ready, stop = asyncio.Event(), asyncio.Event()
+    kopf_ready, stop, listed = asyncio.Event(), asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background: list[asyncio.Task[None]] = []
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
-    background.append(asyncio.create_task(start_when_ready(scheduler, kopf_ready)))
+    background.append(asyncio.create_task(start_when_ready(scheduler, kopf_ready, listed)))
     rechecks = Rechecks(kube, readiness.checked(deps), deadlines, utc_now, config.namespaces)
     deadlines.start()
-    app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set))
+    app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set, listed.is_set))
     try:
         runner = await serve(app, config.http_host, config.http_port)
     except OSError as error:
@@ -117,14 +118,19 @@ async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Promet
     return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
 
 
-async def start_when_ready(scheduler: IncidentScheduler, kopf_ready: asyncio.Event) -> None:
-    """Feed the scheduler one LIST once Kopf watches; a failing LIST is retried (the apiserver may be starting)."""
+async def start_when_ready(scheduler: IncidentScheduler, kopf_ready: asyncio.Event, listed: asyncio.Event) -> None:
+    """Feed the scheduler one paged LIST once Kopf watches (a failing LIST is retried: the apiserver may be
+    starting); `listed` makes the operator ready. The incidents with work are then looked at in the
+    background, while new alerts are taken."""
     await kopf_ready.wait()
     delay = 1.0
     while True:
         try:
+            started = time.monotonic()
             pending = await scheduler.start()
-            log.info("incidents looked at after start: %d have work", pending)
+            listed.set()
+            log.info("started in %.1fs: %d incidents have work, looked at from now on", time.monotonic() - started,
+                     pending)  # fmt: skip
             return
         except KubeError as error:
             log.log(

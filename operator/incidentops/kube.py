@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -174,6 +174,20 @@ class KubeClient:
             )
         items: list[Obj] = result.get("items", [])
         return items
+
+    def list_page(
+        self, kind: Kind, namespace: str | None, limit: int, token: str | None = None
+    ) -> tuple[builtins.list[Obj], str | None]:
+        """One page of a LIST (limit/continue): its items and the token of the next page (None: the last)."""
+        extra: dict[str, Any] = {"limit": limit, **({"_continue": token} if token else {})}
+        if namespace:
+            result = self._call(
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, **extra
+            )
+        else:
+            result = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, **extra)
+        items: builtins.list[Obj] = result.get("items", [])
+        return items, (result.get("metadata") or {}).get("continue") or None
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return self._obj(
@@ -398,6 +412,15 @@ class AsyncKube:
         self, kind: Kind, namespace: str | None = None, label_selector: str = "", limit: int = 0
     ) -> list[Obj]:
         return await self.run(self.client.list, kind, namespace, label_selector, limit)
+
+    async def pages(self, kind: Kind, namespace: str | None, limit: int = 500) -> AsyncIterator[builtins.list[Obj]]:
+        """A LIST a page at a time: ten thousand objects are never one response held in memory."""
+        token: str | None = None
+        while True:
+            items, token = await self.run(self.client.list_page, kind, namespace, limit, token)
+            yield items
+            if token is None:
+                return
 
     async def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return await self.run(self.client.create, kind, namespace, body)

@@ -344,8 +344,8 @@ def test_apiserver_trouble_answers_503_and_the_operator_stays_up(kube_cluster: K
         )
         assert httpx.get(f"{operator.url}/readyz").status_code == 503
         answer = post(operator, am_webhook([service_alert("checkout", "nowhere")]))
-        assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
-        assert "apiserver unreachable" in answer.json()["message"]
+        assert answer.status_code == 503 and answer.json()["error"] == "not_ready"  # at once, with the reason
+        assert "apiserver unreachable" in answer.json()["message"] and answer.headers["Retry-After"] == "5"
         assert operator.process.returncode is None
     finally:
         operator.stop()

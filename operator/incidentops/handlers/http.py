@@ -46,8 +46,10 @@ class TokenSource:
 THROTTLE = Throttle()
 
 
-def _problem(status: int, reason: str, message: str) -> web.Response:
-    return web.json_response(Problem(error=reason, message=message).model_dump(mode="json"), status=status)
+def _problem(status: int, reason: str, message: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    body = Problem(error=reason, message=message).model_dump(mode="json")
+    return web.json_response(body, status=status, headers=headers)
 
 
 def _reject(status: int, reason: str, message: str, endpoint: str, sender: str) -> web.Response:
@@ -61,19 +63,21 @@ def _reject(status: int, reason: str, message: str, endpoint: str, sender: str) 
 
 
 class Readiness:
-    """Ready means Kopf has started and Incidents could be listed recently: webhooks can be persisted."""
+    """Ready means Kopf has started, the start-up listing is done and Incidents could be listed recently:
+    webhooks can be persisted without waiting behind the listing."""
 
-    def __init__(self, deps: Deps, kopf_started: Callable[[], bool], ttl: float = 5.0) -> None:
+    def __init__(
+        self, deps: Deps, kopf_started: Callable[[], bool], listed: Callable[[], bool] = lambda: True, ttl: float = 5.0
+    ) -> None:
         self._deps = deps
         self._kopf_started = kopf_started
+        self._listed = listed
         self._ttl = ttl
         self._checked_at = -ttl
         self._reachable: str | None = None
 
     async def problem(self) -> str | None:
-        """None when ready, else what is missing."""
-        if not self._kopf_started():
-            return "the operator is starting"
+        """None when ready, else what is missing (the apiserver first: it explains the rest)."""
         if time.monotonic() - self._checked_at >= self._ttl:
             home = self._deps.config.home_namespace
             try:
@@ -84,7 +88,13 @@ class Readiness:
             except (KubeError, TimeoutError) as error:
                 self._reachable = f"the Kubernetes API is not reachable: {error or 'timeout'}"
             self._checked_at = time.monotonic()
-        return self._reachable
+        if self._reachable is not None:
+            return self._reachable
+        if not self._kopf_started():
+            return "the operator is starting"
+        if not self._listed():
+            return "the operator is listing the incidents it watches (start-up)"
+        return None
 
 
 def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Application:
@@ -153,6 +163,9 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
                     log, logging.INFO, f"{name}:warnings", "%s webhook from %s: ignored fields: %s",
                     name, sender, "; ".join(reading.warnings[:3]),
                 )  # fmt: skip
+            problem = await readiness.problem()
+            if problem is not None:  # answer at once: Alertmanager retries, rather than wait behind the start-up
+                return _problem(503, "not_ready", f"not ready, retry: {problem}", retry_after=RETRY_AFTER)
             try:
                 persisted = await deps.ingestor.ingest(alerts)
             except KubeError as error:
@@ -160,7 +173,7 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
                     log, logging.WARNING, f"{name}:unavailable", "could not persist %d alerts from %s: %s",
                     len(alerts), sender, error,
                 )  # fmt: skip
-                return _problem(503, "unavailable", f"could not persist the alerts, retry: {error}")
+                return _problem(503, "unavailable", f"could not persist the alerts, retry: {error}", RETRY_AFTER)
             incidents = sorted({(p.namespace, p.incident, p.created) for p in persisted if p.incident})
             answer = Accepted(
                 alerts=len(alerts),
@@ -196,6 +209,7 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
 
 
 PAGERDUTY_PATH = "/api/v1/pagerduty"
+RETRY_AFTER = 5  # seconds a sender is asked to wait on a 503
 
 
 def pagerduty_webhook(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -24,6 +24,7 @@ from incidentops.logs import waiting_level
 log = logging.getLogger(__name__)
 MAX_CHAINED = 40  # turns in a row for one incident (act, record, act...) before it waits for its next wake-up
 APISERVER_AWAY = timedelta(seconds=5)
+PAGE = 500  # incidents per page of the start-up LIST
 
 
 class IncidentScheduler:
@@ -50,11 +51,12 @@ class IncidentScheduler:
             concern.bind(self.wake, self.deliver)
 
     async def start(self) -> int:
-        """One LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
+        """One paged LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
         wanted: list[str | None] = list(self.namespaces) or [None]
         for namespace in wanted:
-            for obj in await self.kube.list(INCIDENT, namespace):
-                self.observe(obj)
+            async for page in self.kube.pages(INCIDENT, namespace, PAGE):
+                for obj in page:
+                    self.observe(obj)
         return len(self._due)
 
     def observe(self, body: Mapping[str, Any]) -> None:

@@ -93,7 +93,6 @@ class IncidentWriter:
         self._pending: dict[GroupKey, list[_Pending]] = {}
         self._running: dict[GroupKey, asyncio.Task[None]] = {}
         self._latest: OrderedDict[GroupKey, Obj] = OrderedDict()
-        self._indexed: set[str] = set()
         self._indexing: dict[str, asyncio.Lock] = {}
 
     async def submit(self, key: GroupKey, alerts: list[Alert]) -> Persisted:
@@ -127,37 +126,26 @@ class IncidentWriter:
         self._latest[key] = obj
         self._latest.move_to_end(key)
         while len(self._latest) > CACHE_SIZE:
-            evicted, _ = self._latest.popitem(last=False)
-            self._indexed.discard(evicted.namespace)  # absence from the cache no longer means "none"
+            self._latest.popitem(last=False)
 
     async def _load_latest(self, key: GroupKey) -> Obj | None:
-        """The latest episode for the key; one LIST indexes a whole namespace the first time.
-
-        After that, a key missing from the cache has no incident as far as this process knows;
-        if another process created one meanwhile, our create gets a 409 and we join it.
-        """
-        if key.namespace in self._indexed:
-            return None
-        # One LIST per namespace however many keys arrive at once (a storm's first second): the others
-        # wait for it, then read the cache it filled.
-        lock = self._indexing.setdefault(key.namespace, asyncio.Lock())
+        """The latest episode for the key, read by its correlation label: a small LIST however many incidents the
+        namespace holds (a whole-namespace LIST after a restart over 10,000 incidents held the webhook for
+        seconds). Concurrent first deliveries of one key share the read."""
+        lock = self._indexing.setdefault(f"{key.namespace}/{key.digest}", asyncio.Lock())
         async with lock:
-            if key.namespace in self._indexed:
-                return self._latest.get(key)
-            return await self._index(key)
-
-    async def _index(self, key: GroupKey) -> Obj | None:
-        latest: dict[GroupKey, Obj] = {}
-        for obj in await self._kube.list(INCIDENT, key.namespace, CORRELATION_LABEL):
-            annotations = obj["metadata"].get("annotations") or {}
-            found = GroupKey(key.namespace, annotations.get(CORRELATION_KEY_ANNOTATION, ""))
-            if found not in latest or episode_of(obj) > episode_of(latest[found]):
-                latest[found] = obj
-        for found, obj in latest.items():
-            if found not in self._latest:
-                self._remember(found, obj)
-        self._indexed.add(key.namespace)
-        return latest.get(key)
+            if key in self._latest:
+                return self._latest[key]
+            latest: Obj | None = None
+            for obj in await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}"):
+                annotations = obj["metadata"].get("annotations") or {}
+                if annotations.get(CORRELATION_KEY_ANNOTATION, "") != key.correlation:
+                    continue  # another key whose digest collides: not ours
+                if latest is None or episode_of(obj) > episode_of(latest):
+                    latest = obj
+            self._remember(key, latest)
+        self._indexing.pop(f"{key.namespace}/{key.digest}", None)
+        return latest
 
     async def _refresh(self, key: GroupKey, name: str) -> None:
         try:
