@@ -137,8 +137,10 @@ def main() -> int:
     print(f"rules behind        {stale:8d} (last evaluation older than max(interval, 1m) + 1 s at the end)")
     writes = r'incidentops_rule_status_writes_total\{result="written"\} (\S+)'
     written = (counter(after_metrics, writes) - counter(before_metrics, writes)) / elapsed
-    print(f"status writes       {written:8.2f} per second ({written * elapsed:.0f} in {elapsed:.0f} s; a write when "
-          "something changed, the evaluation time at most once a minute)")
+    print(
+        f"status writes       {written:8.2f} per second ({written * elapsed:.0f} in {elapsed:.0f} s; a write when "
+        "something changed, the evaluation time at most once a minute)"
+    )
     lag = "incidentops_rule_evaluation_lag_seconds"
     print(
         f"evaluation lag      p50 <= {histogram_quantile(before_metrics, after_metrics, lag, 0.5) * 1000:.0f} ms   "

@@ -157,6 +157,9 @@ class Config(BaseModel):
         default=False, description="Let the model run PromQL of its own (read-only) besides the named queries."
     )
     llm_postmortems: bool = Field(default=True, description="Let the model draft postmortems' narrative sections.")
+    retention: str = Field(
+        default="", description="How long a Resolved or Closed incident is kept before it is deleted; empty: forever."
+    )
     postmortem_severities: list[Severity] = Field(
         default=[Severity.SEV1, Severity.SEV2], description="Severities whose resolution writes a postmortem."
     )
@@ -175,6 +178,13 @@ class Config(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected a URL such as http://prometheus:9090, with http:// or https:// (got {value!r})")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if value:
+            parse_duration(value)
         return value
 
     @field_validator(

@@ -214,6 +214,11 @@ class KubeClient:
             field_manager=self.component,
         )
 
+    def delete(self, kind: Kind, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        """Delete exactly this version of the object (preconditions): a change since the decision stops it."""
+        body = {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
+        self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, name, body=body)
+
     def patch_status(
         self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None
     ) -> Obj:
@@ -453,6 +458,9 @@ class AsyncKube:
 
     async def deployment(self, namespace: str, name: str) -> Obj:
         return await self.run(self.client.deployment, namespace, name)
+
+    async def delete(self, kind: Kind, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        await self.run(self.client.delete, kind, namespace, name, uid, resource_version)
 
     async def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
         return await self.run(self.client.patch_spec, kind, namespace, name, patch)

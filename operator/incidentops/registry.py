@@ -4,7 +4,7 @@ Order matters within a turn: the lifecycle applies human intents first (an ackno
 the chain in the same write), triage classifies (and may raise the severity) before cascade finds
 the root, remediation then reads triage's choice, escalation comes after them, seeing what
 remediation decided (a failed run pages at once) and whether the incident is a symptom, and the
-postmortem comes last, once the incident is over.
+postmortem comes after them, once the incident is over, and retention (deleting what is long over) last.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from incidentops.config import Config
 from incidentops.escalation.concern import Escalation
 from incidentops.kube import AsyncKube
 from incidentops.lifecycle.concern import Lifecycle
+from incidentops.lifecycle.retention import Retention
 from incidentops.llm import Llm
 from incidentops.postmortem.concern import Postmortems
 from incidentops.prometheus import Prometheus
@@ -53,4 +54,7 @@ def concerns(
     if config.escalation:
         found.append(Escalation(kube, config, clock))
     found.append(Postmortems(kube, config, clock, prometheus, llm if config.llm_postmortems else None))
+    if config.retention:
+        severities = frozenset(str(s) for s in config.postmortem_severities)
+        found.append(Retention(kube, timedelta(seconds=config.seconds("retention")), severities))
     return found
