@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import time
 
 from incidentops import config as config_module
 from incidentops import logs, registry
@@ -18,8 +17,10 @@ from incidentops.handlers import readiness
 from incidentops.handlers.deps import Deps, utc_now
 from incidentops.handlers.http import Readiness, TokenSource, build_app, refresh_token, serve
 from incidentops.handlers.operator import run_operator
+from incidentops.incidents.feed import IncidentFeed
 from incidentops.incidents.scheduler import IncidentScheduler
 from incidentops.incidents.turn import Turns
+from incidentops.ingest.episodes import EpisodeIndex
 from incidentops.ingest.service import Ingestor
 from incidentops.kube import AsyncKube, KubeClient, KubeError, load_api_client
 from incidentops.lifecycle.concern import move
@@ -45,8 +46,9 @@ async def run(config: config_module.Config) -> None:
     deadlines = Deadlines(utc_now, concurrency=16)
     turns = Turns(kube, utc_now, mover=move)
     concerns = registry.concerns(kube, config, utc_now, prometheus, model)
-    scheduler = IncidentScheduler(kube, turns, concerns, deadlines, utc_now, config.namespaces)
-    ingestor = Ingestor(kube, config, utc_now, turns)
+    episodes = EpisodeIndex(config.namespaces)
+    scheduler = IncidentScheduler(kube, turns, concerns, deadlines, utc_now, [episodes])
+    ingestor = Ingestor(kube, config, utc_now, turns, episodes)
     deps = Deps(config=config, kube=kube, ingestor=ingestor, deadlines=deadlines, scheduler=scheduler)
     deps.evaluator = Evaluator(kube, ingestor, config, utc_now, prometheus, deadlines, turns)
     if not config.remediation:
@@ -66,7 +68,7 @@ async def run(config: config_module.Config) -> None:
     background: list[asyncio.Task[None]] = []
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
-    background.append(asyncio.create_task(start_when_ready(scheduler, kopf_ready, listed)))
+    background.append(asyncio.create_task(IncidentFeed(kube, scheduler, config.namespaces).run(listed)))
     rechecks = Rechecks(kube, readiness.checked(deps), deadlines, utc_now, config.namespaces)
     deadlines.start()
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set, listed.is_set))
@@ -116,28 +118,6 @@ async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Promet
         except KubeError as error:
             log.error("cannot read the Prometheus token from Secret %s/%s: %s", namespace, name, error)
     return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
-
-
-async def start_when_ready(scheduler: IncidentScheduler, kopf_ready: asyncio.Event, listed: asyncio.Event) -> None:
-    """Feed the scheduler one paged LIST once Kopf watches (a failing LIST is retried: the apiserver may be
-    starting); `listed` makes the operator ready. The incidents with work are then looked at in the
-    background, while new alerts are taken."""
-    await kopf_ready.wait()
-    delay = 1.0
-    while True:
-        try:
-            started = time.monotonic()
-            pending = await scheduler.start()
-            listed.set()
-            log.info("started in %.1fs: %d incidents have work, looked at from now on", time.monotonic() - started,
-                     pending)  # fmt: skip
-            return
-        except KubeError as error:
-            log.log(
-                logs.waiting_level(error), "the incidents cannot be listed yet (%s); retrying in %.0fs", error, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
 
 
 async def llm_of(config: config_module.Config, kube: AsyncKube) -> Llm | None:

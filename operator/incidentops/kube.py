@@ -17,12 +17,13 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION, format_time
 from incidentops.api.v1alpha1.resources import Kind
@@ -52,6 +53,16 @@ class Unavailable(KubeError):
     """The apiserver could not be reached or answered 5xx/429: retry later."""
 
 
+class Gone(KubeError):
+    """410: a watch's resourceVersion is too old to resume from: list again."""
+
+
+class Page(NamedTuple):
+    items: builtins.list[Obj]
+    token: str | None  # the next page's continue token; None: this was the last
+    resource_version: str  # the snapshot every page of the LIST shows
+
+
 def _message(error: Any) -> str:
     try:
         return str(json.loads(error.body or "{}").get("message") or error.reason)
@@ -70,6 +81,17 @@ def error_for_status(status: int, message: str) -> KubeError:
     if status in (401, 403):
         return KubeError(f"not allowed: {message}")
     return Unavailable(f"apiserver answered {status}: {message}")
+
+
+def _verb_and_resource(function: str, args: tuple[Any, ...]) -> tuple[str, str]:
+    """("list", "incidents") for list_namespaced_custom_object(GROUP, VERSION, ns, "incidents"), ("get",
+    "deployment") for read_namespaced_deployment: which kind the operator asks for, and how often."""
+    verb, _, rest = function.partition("_")
+    verb = "get" if verb == "read" else verb
+    if "custom_object" in rest:
+        at = 3 if "namespaced" in rest else 2
+        return verb, str(args[at]) if len(args) > at else "custom"
+    return verb, rest.removeprefix("namespaced_").removesuffix("_status").replace("_", "")
 
 
 def _translate(error: Exception) -> Exception:
@@ -121,17 +143,19 @@ class KubeClient:
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from incidentops.metrics import KUBE_REQUEST_SECONDS  # noqa: PLC0415 - the plugin never loads metrics
 
-        verb = fn.__name__.split("_", 1)[0]
+        verb, resource = _verb_and_resource(fn.__name__, args)
+        verb = "watch" if kwargs.get("watch") else verb
         started = time.perf_counter()
         result = "ok"
+        kwargs.setdefault("_request_timeout", 30)
         try:
-            return fn(*args, _request_timeout=30, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as error:
             translated = _translate(error)
             result = type(translated).__name__.lower()
             raise translated from error
         finally:
-            KUBE_REQUEST_SECONDS.labels(verb, result).observe(time.perf_counter() - started)
+            KUBE_REQUEST_SECONDS.labels(verb, resource, result).observe(time.perf_counter() - started)
 
     def _obj(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         result: Obj = self._call(fn, *args, **kwargs)
@@ -175,10 +199,9 @@ class KubeClient:
         items: list[Obj] = result.get("items", [])
         return items
 
-    def list_page(
-        self, kind: Kind, namespace: str | None, limit: int, token: str | None = None
-    ) -> tuple[builtins.list[Obj], str | None]:
-        """One page of a LIST (limit/continue): its items and the token of the next page (None: the last)."""
+    def list_page(self, kind: Kind, namespace: str | None, limit: int, token: str | None = None) -> Page:
+        """One page of a LIST (limit/continue). Every page of one LIST is the same snapshot: its
+        resourceVersion is where a watch of what follows begins."""
         extra: dict[str, Any] = {"limit": limit, **({"_continue": token} if token else {})}
         if namespace:
             result = self._call(
@@ -186,8 +209,48 @@ class KubeClient:
             )
         else:
             result = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, **extra)
-        items: builtins.list[Obj] = result.get("items", [])
-        return items, (result.get("metadata") or {}).get("continue") or None
+        meta = result.get("metadata") or {}
+        return Page(result.get("items", []), meta.get("continue") or None, str(meta.get("resourceVersion") or ""))
+
+    def watch(self, kind: Kind, namespace: str | None, resource_version: str, seconds: int) -> Iterator[Obj]:
+        """A watch's events as JSON, from `resource_version`, until the server ends it after `seconds`.
+
+        BOOKMARK events (asked for) keep the resourceVersion fresh while nothing changes; a version too
+        old to resume from raises Gone, and the caller lists again."""
+        extra: dict[str, Any] = {
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": seconds,
+            "_preload_content": False,
+            "_request_timeout": (10, seconds + 30),
+        }
+        if namespace:
+            response = self._call(
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural, **extra
+            )
+        else:
+            response = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, **extra)
+        from kubernetes.watch.watch import iter_resp_lines  # noqa: PLC0415
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError  # noqa: PLC0415
+
+        try:
+            lines: Iterator[str] = iter_resp_lines(response)  # type: ignore[no-untyped-call]
+            for line in lines:
+                event: Obj = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    code = int(status.get("code") or 500)
+                    raise (
+                        Gone(str(status.get("message")))
+                        if code == 410
+                        else error_for_status(code, str(status.get("message")))
+                    )
+                yield event
+        except (OSError, ProtocolError, ReadTimeoutError) as error:
+            raise Unavailable(f"the watch of {kind.plural} broke off: {error}") from error
+        finally:
+            response.release_conn()
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return self._obj(
@@ -418,14 +481,50 @@ class AsyncKube:
     ) -> list[Obj]:
         return await self.run(self.client.list, kind, namespace, label_selector, limit)
 
-    async def pages(self, kind: Kind, namespace: str | None, limit: int = 500) -> AsyncIterator[builtins.list[Obj]]:
+    async def pages(self, kind: Kind, namespace: str | None, limit: int = 500) -> AsyncIterator[Page]:
         """A LIST a page at a time: ten thousand objects are never one response held in memory."""
         token: str | None = None
         while True:
-            items, token = await self.run(self.client.list_page, kind, namespace, limit, token)
-            yield items
+            page = await self.run(self.client.list_page, kind, namespace, limit, token)
+            yield page
+            token = page.token
             if token is None:
                 return
+
+    async def watch(
+        self, kind: Kind, namespace: str | None, resource_version: str, seconds: int = 300
+    ) -> AsyncIterator[Obj]:
+        """KubeClient.watch on a thread of its own (a watch holds its connection for minutes: never a pool
+        worker), its events handed to the loop as they come. A daemon thread: a process that stops never
+        waits for the server to end the watch."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Obj | BaseException | None] = asyncio.Queue()
+
+        def hand(item: Obj | BaseException | None) -> bool:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the loop is closed: the operator stopped
+                return False
+            return True
+
+        def follow() -> None:
+            try:
+                for event in self.client.watch(kind, namespace, resource_version, seconds):
+                    if not hand(event):
+                        return
+            except Exception as error:
+                hand(error)
+            else:
+                hand(None)
+
+        threading.Thread(target=follow, name=f"watch-{kind.plural}-{namespace or 'all'}", daemon=True).start()
+        while True:
+            item = await events.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     async def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return await self.run(self.client.create, kind, namespace, body)

@@ -33,8 +33,8 @@ WEBHOOK_SECONDS = Histogram(
 )
 KUBE_REQUEST_SECONDS = Histogram(
     "incidentops_kube_request_seconds",
-    "Kubernetes API calls made by the operator, by verb and result.",
-    ["verb", "result"],
+    "Kubernetes API calls made by the operator, by verb, resource and result.",
+    ["verb", "resource", "result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 STATUS_WRITES = Counter(

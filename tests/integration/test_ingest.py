@@ -349,3 +349,32 @@ def test_apiserver_trouble_answers_503_and_the_operator_stays_up(kube_cluster: K
         assert operator.process.returncode is None
     finally:
         operator.stop()
+
+
+def kube_calls(operator: OperatorProcess, verb: str, resource: str) -> float:
+    lines = httpx.get(f"{operator.url}/metrics", timeout=10).text.splitlines()
+    wanted = ("incidentops_kube_request_seconds_count{", f'verb="{verb}"', f'resource="{resource}"', 'result="ok"')
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if all(part in line for part in wanted))
+
+
+def test_a_new_key_costs_no_list_and_a_known_one_is_read_by_name(
+    kube_cluster: KubeCluster, crds: list[str], namespace: str, operator_factory: Any
+) -> None:
+    """The apiserver filters a label LIST over every Incident of the namespace: at 10,000 incidents each new
+    key's LIST was a scan. The episode index the watch feeds answers instead."""
+    operator = operator_factory([namespace], env=ENV)
+    lists = kube_calls(operator, "list", "incidents")  # the start-up listing
+    for i in range(5):
+        assert post(operator, am_webhook([service_alert(f"fresh-{i}", namespace)])).status_code == 200
+    assert len(incidents(kube_cluster, namespace)) == 5
+    wait_until(lambda: all(i.get("status", {}).get("triage") for i in incidents(kube_cluster, namespace)),
+               timeout=30, what="every first look")  # fmt: skip
+    assert kube_calls(operator, "list", "incidents") == lists
+    assert kube_calls(operator, "create", "incidents") == 5
+    operator.kill()
+    operator = operator_factory([namespace], env=ENV)  # nothing cached: the key is found by its name
+    lists = kube_calls(operator, "list", "incidents")
+    assert post(operator, am_webhook([service_alert("fresh-0", namespace, instance="b")])).status_code == 200
+    assert kube_calls(operator, "list", "incidents") == lists
+    joined = next(i for i in incidents(kube_cluster, namespace) if i["spec"]["service"] == "fresh-0")
+    assert joined["status"]["alerts"]["firing"] == 2 and len(incidents(kube_cluster, namespace)) == 5

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from incidentops.api.v1alpha1.common import GROUP
-from incidentops.handlers import detection, escalation, incidents, postmortems, readiness
+from incidentops.handlers import detection, escalation, postmortems, readiness
 from incidentops.handlers.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ def build_registry(deps: Deps) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     readiness.register(registry, deps)
-    incidents.register(registry, deps)
     detection.register(registry, deps)
     escalation.register(registry, deps)
     postmortems.register(registry, deps)

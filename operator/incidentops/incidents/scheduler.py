@@ -1,6 +1,6 @@
 """When each concern of each Incident looks next: woken by what it reads changing, or by its own deadline.
 
-Fed by the watch (and, at start, by one LIST): for every Incident, each concern says from the
+Fed by the feed (a paged LIST at start, then the watch): for every Incident, each concern says from the
 object alone, cheaply, whether and when it has work (`wake`). The incident's key goes on the
 process's deadline queue at the earliest of those times; when it falls due, one turn runs every
 concern that is due, in the registry's order, and each decision says when that concern wants to
@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.concern import WatchedConcern
 from incidentops.deadlines import Deadlines, Lane
 from incidentops.incidents.turn import Key, Turns
@@ -24,7 +23,16 @@ from incidentops.logs import waiting_level
 log = logging.getLogger(__name__)
 MAX_CHAINED = 40  # turns in a row for one incident (act, record, act...) before it waits for its next wake-up
 APISERVER_AWAY = timedelta(seconds=5)
-PAGE = 500  # incidents per page of the start-up LIST
+
+
+class Watcher(Protocol):
+    """An index fed by every Incident the scheduler sees (the ingester's episodes, say)."""
+
+    complete: bool  # set once the start-up listing went through it
+
+    def seen(self, body: Mapping[str, Any]) -> None: ...
+
+    def gone(self, namespace: str, name: str) -> None: ...
 
 
 class IncidentScheduler:
@@ -35,13 +43,13 @@ class IncidentScheduler:
         concerns: Sequence[WatchedConcern],
         deadlines: Deadlines,
         clock: Callable[[], datetime],
-        namespaces: Sequence[str] = (),
+        watchers: Sequence[Watcher] = (),
     ) -> None:
         self.kube = kube
+        self.watchers = list(watchers)
         self.turns = turns
         self.concerns = list(concerns)
         self.clock = clock
-        self.namespaces = list(namespaces)
         self.lane: Lane = deadlines.lane("incident", self._work)
         self._due: dict[Key, dict[str, datetime]] = {}
         # results of effects not yet recorded (the recording turn failed): kept until a turn records them,
@@ -50,13 +58,10 @@ class IncidentScheduler:
         for concern in self.concerns:
             concern.bind(self.wake, self.deliver)
 
-    async def start(self) -> int:
-        """One paged LIST of the watched namespaces feeds every concern; returns how many incidents have work."""
-        wanted: list[str | None] = list(self.namespaces) or [None]
-        for namespace in wanted:
-            async for page in self.kube.pages(INCIDENT, namespace, PAGE):
-                for obj in page:
-                    self.observe(obj)
+    def listed(self) -> int:
+        """The start-up listing has gone through `observe`: the indexes are complete. How many have work."""
+        for watcher in self.watchers:
+            watcher.complete = True
         return len(self._due)
 
     def observe(self, body: Mapping[str, Any]) -> None:
@@ -65,6 +70,8 @@ class IncidentScheduler:
         key: Key = (str(meta.get("namespace")), str(meta.get("name")))
         now = self.clock()
         due = self._due.get(key, {})
+        for watcher in self.watchers:
+            watcher.seen(body)
         for concern in self.concerns:
             concern.seen(body)
             when = concern.wake(body, now)
@@ -79,6 +86,8 @@ class IncidentScheduler:
         self._due.pop(key, None)
         self._carried.pop(key, None)
         self.lane.forget(key)
+        for watcher in self.watchers:
+            watcher.gone(namespace, name)
         for concern in self.concerns:
             concern.gone(namespace, name, uid)
 

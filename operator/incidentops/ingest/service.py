@@ -12,6 +12,7 @@ from incidentops.config import Config
 from incidentops.incidents.turn import Turns
 from incidentops.ingest.alerts import Alert
 from incidentops.ingest.correlation import GroupKey, correlation_key
+from incidentops.ingest.episodes import EpisodeIndex
 from incidentops.ingest.writer import IncidentWriter, Persisted
 from incidentops.kube import AsyncKube, KubeError, Unavailable
 
@@ -21,10 +22,17 @@ _MISSING_TTL = 60.0
 class Ingestor:
     """The one entry point for every source: returns when every touched Incident is persisted."""
 
-    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime], turns: Turns) -> None:
+    def __init__(
+        self,
+        kube: AsyncKube,
+        config: Config,
+        clock: Callable[[], datetime],
+        turns: Turns,
+        episodes: EpisodeIndex | None = None,
+    ) -> None:
         self._kube = kube
         self._config = config
-        self.writer = IncidentWriter(kube, config, clock, turns)
+        self.writer = IncidentWriter(kube, config, clock, turns, episodes)
         self._namespaces: dict[str, tuple[bool, float]] = {}
 
     async def ingest(self, alerts: list[Alert]) -> list[Persisted]:

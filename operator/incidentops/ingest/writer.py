@@ -44,6 +44,7 @@ from incidentops.ingest.correlation import (
     incident_name,
     slug,
 )
+from incidentops.ingest.episodes import EpisodeIndex
 from incidentops.ingest.merge import MergeOutcome, without_replays
 from incidentops.kube import AsyncKube, Conflict, NotFound, Obj, Unavailable
 from incidentops.metrics import (
@@ -55,7 +56,7 @@ from incidentops.metrics import (
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 25
 UNAVAILABLE_BACKOFF = (0.1, 0.3, 1.0)
-CACHE_SIZE = 10_000
+CACHE_SIZE = 512  # whole Incidents of the keys alerting now; any other is a GET away (by the episode index)
 WORKLOAD_LABELS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
 
 
@@ -84,8 +85,16 @@ def status_of(obj: Obj | None) -> IncidentStatus:
 class IncidentWriter:
     """Group-commit writer: one in-flight write per correlation key, later deliveries batched."""
 
-    def __init__(self, kube: AsyncKube, config: Config, clock: Callable[[], datetime], turns: Turns) -> None:
+    def __init__(
+        self,
+        kube: AsyncKube,
+        config: Config,
+        clock: Callable[[], datetime],
+        turns: Turns,
+        episodes: EpisodeIndex | None = None,
+    ) -> None:
         self._kube = kube
+        self._episodes = episodes or EpisodeIndex()
         self._turns = turns
         self._config = config
         self._clock = clock
@@ -129,23 +138,42 @@ class IncidentWriter:
             self._latest.popitem(last=False)
 
     async def _load_latest(self, key: GroupKey) -> Obj | None:
-        """The latest episode for the key, read by its correlation label: a small LIST however many incidents the
-        namespace holds (a whole-namespace LIST after a restart over 10,000 incidents held the webhook for
-        seconds). Concurrent first deliveries of one key share the read."""
+        """The latest episode for the key. Concurrent first deliveries of one key share the read."""
         lock = self._indexing.setdefault(f"{key.namespace}/{key.digest}", asyncio.Lock())
         async with lock:
             if key in self._latest:
                 return self._latest[key]
-            latest: Obj | None = None
-            for obj in await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}"):
-                annotations = obj["metadata"].get("annotations") or {}
-                if annotations.get(CORRELATION_KEY_ANNOTATION, "") != key.correlation:
-                    continue  # another key whose digest collides: not ours
-                if latest is None or episode_of(obj) > episode_of(latest):
-                    latest = obj
+            latest = await self._read_latest(key)
             self._remember(key, latest)
         self._indexing.pop(f"{key.namespace}/{key.digest}", None)
         return latest
+
+    async def _read_latest(self, key: GroupKey) -> Obj | None:
+        """By name from the episode index where it covers the namespace (a GET, or no call at all for a key
+        never seen), else by a LIST on the correlation label: the apiserver filters that over every
+        Incident of the namespace, so at 10,000 incidents it cost each new key a scan."""
+        if self._episodes.covers(key.namespace):
+            known = self._episodes.lookup(key.namespace, key.correlation)
+            if known.highest == 0:
+                return None  # never seen: the create's deterministic name settles a race with another replica (409)
+            if known.name is not None:
+                try:
+                    return await self._kube.get(INCIDENT, key.namespace, known.name)
+                except NotFound:
+                    self._episodes.gone(key.namespace, known.name)  # deleted: the watch will say so too
+        latest: Obj | None = None
+        for obj in await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}"):
+            annotations = obj["metadata"].get("annotations") or {}
+            if annotations.get(CORRELATION_KEY_ANNOTATION, "") != key.correlation:
+                continue  # another key whose digest collides: not ours
+            if latest is None or episode_of(obj) > episode_of(latest):
+                latest = obj
+        return latest
+
+    def _highest(self, key: GroupKey) -> int:
+        if not self._episodes.covers(key.namespace):
+            return 0
+        return self._episodes.lookup(key.namespace, key.correlation).highest
 
     async def _refresh(self, key: GroupKey, name: str) -> None:
         try:
@@ -194,7 +222,8 @@ class IncidentWriter:
                 ALERTS_DEDUPLICATED.inc(replays)
                 name = latest["metadata"]["name"] if latest else None
                 return Persisted(key.namespace, name)
-            episode = episode_of(latest) + 1 if latest else 1
+            # never a number seen before, even of an episode since deleted (a newer one may exist unseen)
+            episode = max(episode_of(latest) if latest else 0, self._highest(key)) + 1
             body = new_incident(key, alerts, episode, latest)
             try:
                 target = await self._kube.create(INCIDENT, key.namespace, body)
