@@ -1,12 +1,14 @@
-"""Where the operator's memory goes, by owner, with N open incidents (and optionally N DetectionRules).
+"""Where the operator's memory goes, by owner, as N incidents are opened through the webhook and stay open.
 
-The operator runs as in production (`python -m incidentops`), with tracemalloc started before any import
-(a sitecustomize on PYTHONPATH, here only) and a snapshot written on SIGUSR2. Each traced block is charged
+The operator runs as in production (`python -m incidentops`), with a sitecustomize on PYTHONPATH (here
+only) that starts tracemalloc on SIGUSR1 and writes a snapshot on SIGUSR2. Tracing starts once the
+operator has taken a first alert and is quiet (every import done: tracing imports slows them down
+a hundredfold), so the snapshot holds what the N incidents cost and nothing else. Each traced block is charged
 to the innermost frame that belongs to an owner we can act on: kopf, the kubernetes client, pydantic,
 aiohttp, prometheus_client, or one of our own modules; the standard library (json, asyncio) is charged to
-whoever called it. RSS minus what Python traced is the allocator's share (arenas, fragmentation).
+whoever called it.
 
-    python bench/memory_profile.py --incidents 3000 [--rules 0] [--env NAME=VALUE]
+    python bench/memory_profile.py --incidents 3000 [--env NAME=VALUE]
 Prints a table; asserts nothing.
 """
 
@@ -33,11 +35,13 @@ from localenv.procs import free_port, wait_until
 
 SITECUSTOMIZE = """
 import os, signal, tracemalloc
-tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "12")))
+def _start(signum, frame):
+    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "16")))
 def _dump(signum, frame):
     path = os.environ["BENCH_TRACEMALLOC_OUT"]
     tracemalloc.take_snapshot().dump(path + ".part")
     os.replace(path + ".part", path)
+signal.signal(signal.SIGUSR1, _start)
 signal.signal(signal.SIGUSR2, _dump)
 """
 
@@ -72,20 +76,24 @@ def snapshot(pid: int, out: Path) -> tracemalloc.Snapshot:
     return tracemalloc.Snapshot.load(str(out))
 
 
-def table(shot: tracemalloc.Snapshot, rss: float, title: str) -> None:
+def table(shot: tracemalloc.Snapshot, rss: float, before: float, count: int) -> None:
     sizes: Counter[str] = Counter()
     for trace in shot.traces:
         sizes[owner(trace.traceback)] += trace.size
-    traced = sum(sizes.values()) / 2**20
-    print(f"\n{title}: RSS {rss:.0f} MiB, traced by Python {traced:.0f} MiB")
-    for name, size in sizes.most_common(14):
-        print(f"  {name:48s} {size / 2**20:8.1f} MiB")
-    print(f"  {'allocator and untraced (RSS - traced; tracing itself included)':48s} {rss - traced:8.1f} MiB")
+    traced = sum(sizes.values())
+    print(f"\n{count} open incidents: RSS {rss:.0f} MiB ({before:.0f} before them, tracing's own memory included)")
+    print(
+        f"live Python memory allocated since, still held: {traced / 2**20:.1f} MiB, "
+        f"{traced / count / 1024:.1f} KiB per incident"
+    )
+    for name, size in sizes.most_common(12):
+        print(f"  {name:44s} {size / 2**20:8.2f} MiB  {size / count:8.0f} B per incident")
     print("  largest sites:")
-    for stat in shot.statistics("lineno")[:8]:
-        frame = stat.traceback[0]
+    for stat in shot.statistics("traceback")[:10]:
+        frames = [f for f in stat.traceback if "/incidentops/" in f.filename] or list(stat.traceback)
+        frame = frames[-1]
         where = frame.filename.split("site-packages/")[-1].split("/operator/")[-1]
-        print(f"    {stat.size / 2**20:7.1f} MiB  {stat.count:8d} blocks  {where}:{frame.lineno}")
+        print(f"    {stat.size / 2**20:7.2f} MiB  {stat.count:8d} blocks  {where}:{frame.lineno}")
 
 
 def main() -> int:
@@ -109,19 +117,15 @@ def main() -> int:
     handle = operator(kubeconfig, namespace, free_port(), env, work / "operator.log").start(ready_timeout=300)
     pid = handle.process.pid
     assert pid is not None
-    print(f"== profile: {args.incidents} incidents in {namespace} (tracemalloc on: slower, and it costs memory)")
-    idle = quiet(handle)
-    table(snapshot(pid, out), idle, "idle")
+    print(f"== profile: {args.incidents} incidents in {namespace}")
+    asyncio.run(create(handle.url, namespace, 1, 1))  # every import a first incident needs, done untraced
+    before = quiet(handle)
+    os.kill(pid, signal.SIGUSR1)
     began = time.monotonic()
-    asyncio.run(create(handle.url, namespace, args.incidents, args.senders))
-    print(f"\ncreated {args.incidents} in {time.monotonic() - began:.0f} s")
-    full = quiet(handle)
-    table(snapshot(pid, out), full, f"{args.incidents} open incidents")
-    handle.kill()
-    handle.start(ready_timeout=600)
-    new_pid = handle.process.pid
-    assert new_pid is not None
-    table(snapshot(new_pid, out), quiet(handle), "after a restart over them")
+    asyncio.run(create(handle.url, namespace, args.incidents, args.senders, first=1))
+    print(f"created {args.incidents} in {time.monotonic() - began:.0f} s (traced: slower than without)")
+    rss = quiet(handle)
+    table(snapshot(pid, out), rss, before, args.incidents)
     handle.stop()
     k8s.CoreV1Api(api).delete_namespace(namespace)
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from localenv.procs import free_port, wait_until
 QUIET = 15.0  # seconds of no status write before RSS is read
 
 
-async def create(url: str, namespace: str, count: int, senders: int) -> float:
+async def create(url: str, namespace: str, count: int, senders: int, first: int = 0) -> float:
     semaphore = asyncio.Semaphore(senders)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as client:
 
@@ -53,7 +54,7 @@ async def create(url: str, namespace: str, count: int, senders: int) -> float:
             raise RuntimeError(f"alert {i} not taken")
 
         began = time.monotonic()
-        await asyncio.gather(*(send(i) for i in range(count)))
+        await asyncio.gather(*(send(i) for i in range(first, first + count)))
         return time.monotonic() - began
 
 
@@ -79,8 +80,19 @@ def quiet(handle: OperatorProcess) -> float:
     return rss_mib(pid)
 
 
+def kubectl_get(kubeconfig: Path, namespace: str) -> float:
+    """How long a human waits for the list (kubectl pages 500 at a time, the server prints the columns)."""
+    began = time.monotonic()
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "incidents", "-n", namespace],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - began
+
+
 def operator(kubeconfig: Path, namespace: str, port: int, env: dict[str, str], log: Path) -> OperatorProcess:
-    settings = {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_ESCALATION": "false", "INCIDENTOPS_LLM": "off", **env}
+    settings = {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_LLM": "off", **env}
     return OperatorProcess(kubeconfig=kubeconfig, namespaces=[namespace], extra_env=settings, port=port, log_path=log)
 
 
@@ -138,6 +150,7 @@ def main() -> int:
     rate = args.incidents / took
     print(f"created            {rate:8.1f} incidents/s through the webhook ({args.incidents} in {took:.0f} s)")
     print(f"open               {quiet(handle):8.0f} MiB RSS with {args.incidents} open incidents")
+    print(f"kubectl get        {kubectl_get(kubeconfig, namespace):8.1f} s for `kubectl get incidents` (all columns)")
     handle.kill()
     after = restart(handle, api, namespace)
     held = max(seconds for _, seconds in after["answers"])

@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
+from incidentops import allocator, logs, registry
 from incidentops import config as config_module
-from incidentops import logs, registry
 from incidentops.deadlines import Deadlines
 from incidentops.detection.service import Evaluator
 from incidentops.handlers import readiness
@@ -33,6 +33,7 @@ log = logging.getLogger("incidentops")
 
 
 async def run(config: config_module.Config) -> None:
+    allocator.limit_arenas()
     try:
         api_client = load_api_client(pool=config.kube_workers * 2)
     except Exception as error:  # the client raises its own ConfigException (and OSError for unreadable files)
@@ -69,6 +70,8 @@ async def run(config: config_module.Config) -> None:
     if config.webhook_token_secret:
         background.append(asyncio.create_task(refresh_token(deps, tokens)))
     background.append(asyncio.create_task(IncidentFeed(kube, scheduler, config.namespaces).run(listed)))
+    background.append(asyncio.create_task(trim_after(listed)))
+    background.append(asyncio.create_task(allocator.trim_periodically()))
     rechecks = Rechecks(kube, readiness.checked(deps), deadlines, utc_now, config.namespaces)
     deadlines.start()
     app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set, listed.is_set))
@@ -118,6 +121,12 @@ async def prometheus_of(config: config_module.Config, kube: AsyncKube) -> Promet
         except KubeError as error:
             log.error("cannot read the Prometheus token from Secret %s/%s: %s", namespace, name, error)
     return Prometheus(config.prometheus_url, token=token, timeout=config.seconds("prometheus_timeout"))
+
+
+async def trim_after(listed: asyncio.Event) -> None:
+    """The start-up listing is the largest burst of allocations: give its pages back at once."""
+    await listed.wait()
+    allocator.trim()
 
 
 async def llm_of(config: config_module.Config, kube: AsyncKube) -> Llm | None:
