@@ -27,9 +27,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from incidentops.api.v1alpha1.common import GROUP, VERSION, format_time
 from incidentops.api.v1alpha1.resources import Kind
+from incidentops.logs import Throttle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_PENDING_EVENTS = 2000
 Obj = dict[str, Any]
 
 
@@ -468,6 +470,7 @@ class AsyncKube:
         # Events are for humans; their own narrow lane keeps them from slowing persistence down.
         self._events = ThreadPoolExecutor(max_workers=event_workers, thread_name_prefix="kube-events")
         self._posting: set[asyncio.Task[None]] = set()
+        self._dropped_lines = Throttle()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -579,8 +582,26 @@ class AsyncKube:
             log.warning("could not post event %s on %s: %s", reason, obj["metadata"].get("name"), error)
 
     def post_event_soon(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal") -> None:
-        """post_event without waiting for it: Events are for humans and must never hold a response up."""
-        task = asyncio.create_task(self.post_event(obj, reason, message, type_=type_))
+        """post_event without waiting for it: Events are for humans and must never hold a response up.
+
+        What waits is only what the Event names (not the whole object: ten thousand new incidents
+        queued ten thousand whole Incidents behind the Events lane), and at most MAX_PENDING_EVENTS
+        of them; past that an Event is dropped, counted and logged (throttled)."""
+        if len(self._posting) >= MAX_PENDING_EVENTS:
+            from incidentops.metrics import EVENTS_DROPPED  # noqa: PLC0415 - the plugin never loads metrics
+
+            EVENTS_DROPPED.inc()
+            self._dropped_lines.log(log, logging.WARNING, "events",
+                "more than %d Events are waiting to be posted: %s on %s dropped (and others like it)",
+                MAX_PENDING_EVENTS, reason, obj["metadata"].get("name"))  # fmt: skip
+            return
+        meta = obj["metadata"]
+        ref = {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+        }
+        task = asyncio.create_task(self.post_event(ref, reason, message, type_=type_))
         self._posting.add(task)
         task.add_done_callback(self._posting.discard)
 

@@ -31,6 +31,10 @@ WEBHOOK_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+EVENTS_DROPPED = Counter(
+    "incidentops_events_dropped_total",
+    "Kubernetes Events not posted because too many were already waiting (a storm of new incidents).",
+)
 KUBE_REQUEST_SECONDS = Histogram(
     "incidentops_kube_request_seconds",
     "Kubernetes API calls made by the operator, by verb, resource and result.",

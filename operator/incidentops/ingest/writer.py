@@ -56,7 +56,7 @@ from incidentops.metrics import (
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 25
 UNAVAILABLE_BACKOFF = (0.1, 0.3, 1.0)
-CACHE_SIZE = 512  # whole Incidents of the keys alerting now; any other is a GET away (by the episode index)
+CACHE_SIZE = 256  # whole Incidents (about 22 KiB each in memory) of the keys alerting now; others are a GET away
 WORKLOAD_LABELS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
 
 
