@@ -36,7 +36,7 @@ from localenv.procs import free_port, wait_until
 SITECUSTOMIZE = """
 import os, signal, tracemalloc
 def _start(signum, frame):
-    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "16")))
+    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "10")))
 def _dump(signum, frame):
     path = os.environ["BENCH_TRACEMALLOC_OUT"]
     tracemalloc.take_snapshot().dump(path + ".part")

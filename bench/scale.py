@@ -80,6 +80,18 @@ def quiet(handle: OperatorProcess) -> float:
     return rss_mib(pid)
 
 
+def calls_per_incident(url: str, count: int) -> str:
+    """The operator's apiserver calls by verb and resource, per incident created: what bounds the rate."""
+    calls: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("incidentops_kube_request_seconds_count{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
+            name = f"{labels['verb'].strip(chr(34))} {labels['resource'].strip(chr(34))}"
+            calls[name] = calls.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    shown = sorted(((n, c / count) for n, c in calls.items() if c / count >= 0.05), key=lambda item: -item[1])
+    return ", ".join(f"{name} {share:.2f}" for name, share in shown) + f" (total {sum(calls.values()) / count:.1f})"
+
+
 def kubectl_get(kubeconfig: Path, namespace: str) -> float:
     """How long a human waits for the list (kubectl pages 500 at a time, the server prints the columns)."""
     began = time.monotonic()
@@ -150,6 +162,7 @@ def main() -> int:
     rate = args.incidents / took
     print(f"created            {rate:8.1f} incidents/s through the webhook ({args.incidents} in {took:.0f} s)")
     print(f"open               {quiet(handle):8.0f} MiB RSS with {args.incidents} open incidents")
+    print(f"API calls          per incident: {calls_per_incident(handle.url, args.incidents)}")
     print(f"kubectl get        {kubectl_get(kubeconfig, namespace):8.1f} s for `kubectl get incidents` (all columns)")
     handle.kill()
     after = restart(handle, api, namespace)

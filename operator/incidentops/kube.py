@@ -31,7 +31,7 @@ from incidentops.logs import Throttle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_PENDING_EVENTS = 2000
+MAX_PENDING_EVENTS = 10_000  # about 2 KiB each while waiting
 Obj = dict[str, Any]
 
 
