@@ -6,6 +6,7 @@ LIST) and the ingester (it records what it was asked to persist).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,11 @@ from localenv.payloads import am_alert, am_webhook
 
 
 class EmptyKube:
+    def __init__(self) -> None:
+        self.lists = 0
+
     async def list(self, *args: Any, **kwargs: Any) -> list[Any]:
+        self.lists += 1
         return []
 
 
@@ -60,3 +65,17 @@ async def test_webhooks_answer_503_with_retry_after_until_the_start_up_listing_i
         assert (await client.get("/readyz")).status == 200
         taken = await client.post("/api/v1/alertmanager", json=body)
         assert taken.status == 200 and len(ingestor.batches) == 1 and ingestor.batches[0][0].name == "Down"
+
+
+async def test_alerts_never_wait_on_a_probe_and_readiness_probes_once_at_a_time() -> None:
+    """Under a storm, a probe LIST per webhook request was a thundering herd (and 503s when it was slow)."""
+    kube = EmptyKube()
+    deps = FakeDeps(Config(webhook_auth="none"), kube, RecordingIngestor())
+    readiness = Readiness(deps, lambda: True, lambda: True)  # type: ignore[arg-type]
+    app = build_app(deps, TokenSource(""), readiness)  # type: ignore[arg-type]
+    body = am_webhook([am_alert({"alertname": "Down", "service": "api", "severity": "critical"})])
+    async with TestClient(TestServer(app)) as client:
+        answers = await asyncio.gather(*(client.post("/api/v1/alertmanager", json=body) for _ in range(20)))
+        assert {a.status for a in answers} == {200} and kube.lists == 0
+        ready = await asyncio.gather(*(client.get("/readyz") for _ in range(20)))
+        assert {r.status for r in ready} == {200} and kube.lists == 1

@@ -63,8 +63,11 @@ def _reject(status: int, reason: str, message: str, endpoint: str, sender: str) 
 
 
 class Readiness:
-    """Ready means Kopf has started, the start-up listing is done and Incidents could be listed recently:
-    webhooks can be persisted without waiting behind the listing."""
+    """Ready means Kopf has started, the start-up listing is done and Incidents could be listed recently.
+
+    Once the start-up listing is done the webhooks ask only `starting()`, no apiserver call: under an alert
+    storm the probe's LIST took longer than its timeout and every webhook answered 503 for five seconds.
+    The ingester's own calls say when the apiserver is really away (503 all the same)."""
 
     def __init__(
         self, deps: Deps, kopf_started: Callable[[], bool], listed: Callable[[], bool] = lambda: True, ttl: float = 5.0
@@ -75,26 +78,35 @@ class Readiness:
         self._ttl = ttl
         self._checked_at = -ttl
         self._reachable: str | None = None
+        self._probing = asyncio.Lock()  # one probe at a time; the others use its answer
+
+    def starting(self) -> str | None:
+        """Why alerts cannot be taken yet (the start-up listing), else None. No API call."""
+        if not self._listed():
+            return "the operator is listing the incidents it watches (start-up)"
+        return None
 
     async def problem(self) -> str | None:
         """None when ready, else what is missing (the apiserver first: it explains the rest)."""
-        if time.monotonic() - self._checked_at >= self._ttl:
-            home = self._deps.config.home_namespace
-            try:
-                await asyncio.wait_for(self._deps.kube.list(INCIDENT, home, limit=1), timeout=2.0)
-                self._reachable = None
-            except NotFound:
-                self._reachable = f"cannot list Incidents in namespace {home}: are the CRDs installed (crds/)?"
-            except (KubeError, TimeoutError) as error:
-                self._reachable = f"the Kubernetes API is not reachable: {error or 'timeout'}"
-            self._checked_at = time.monotonic()
+        async with self._probing:
+            if time.monotonic() - self._checked_at >= self._ttl:
+                await self._probe()
         if self._reachable is not None:
             return self._reachable
         if not self._kopf_started():
             return "the operator is starting"
-        if not self._listed():
-            return "the operator is listing the incidents it watches (start-up)"
-        return None
+        return self.starting()
+
+    async def _probe(self) -> None:
+        home = self._deps.config.home_namespace
+        try:
+            await asyncio.wait_for(self._deps.kube.list(INCIDENT, home, limit=1), timeout=2.0)
+            self._reachable = None
+        except NotFound:
+            self._reachable = f"cannot list Incidents in namespace {home}: are the CRDs installed (crds/)?"
+        except (KubeError, TimeoutError) as error:
+            self._reachable = f"the Kubernetes API is not reachable: {error or 'timeout'}"
+        self._checked_at = time.monotonic()
 
 
 def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Application:
@@ -163,7 +175,8 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
                     log, logging.INFO, f"{name}:warnings", "%s webhook from %s: ignored fields: %s",
                     name, sender, "; ".join(reading.warnings[:3]),
                 )  # fmt: skip
-            problem = await readiness.problem()
+            # at start-up only, say why (the apiserver first); once listed, the alert path asks the apiserver nothing
+            problem = await readiness.problem() if readiness.starting() else None
             if problem is not None:  # answer at once: Alertmanager retries, rather than wait behind the start-up
                 return _problem(503, "not_ready", f"not ready, retry: {problem}", retry_after=RETRY_AFTER)
             try:
