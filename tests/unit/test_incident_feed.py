@@ -93,3 +93,25 @@ def test_a_deletion_from_the_watch_is_forgotten_with_its_uid() -> None:
     asyncio.run(follow(kube, recorder))
     assert recorder.told == [("seen", "a"), ("gone", "a/uid-a")]
     assert kube.watched_from == ["10", "11"]
+
+
+class BrokenFor(Recorder):
+    """A scheduler with a bug for one incident."""
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        if body["metadata"]["name"] == "bad":
+            raise KeyError("a bug")
+        super().observe(body)
+
+
+def test_a_bug_for_one_incident_never_stops_the_feed_for_the_others() -> None:
+    kube = ScriptedKube(
+        listings=[[Page([incident("bad", "5"), incident("a", "6")], None, "10")]],
+        watches=[
+            [{"type": "MODIFIED", "object": incident("bad", "11")}, {"type": "ADDED", "object": incident("b", "12")}]
+        ],
+    )
+    recorder = BrokenFor()
+    listed = asyncio.run(follow(kube, recorder))
+    assert listed.is_set() and recorder.told == [("seen", "a"), ("seen", "b")]
+    assert kube.watched_from == ["10", "12"]

@@ -23,7 +23,7 @@ from incidentops.api.v1alpha1.resources import INCIDENT
 from incidentops.incidents.scheduler import IncidentScheduler
 from incidentops.incidents.turn import Key
 from incidentops.kube import AsyncKube, Gone, KubeError
-from incidentops.logs import waiting_level
+from incidentops.logs import Throttle, waiting_level
 from incidentops.metrics import OPEN_INCIDENTS
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class IncidentFeed:
         self.scheduler = scheduler
         self.namespaces = list(namespaces)
         self._known: dict[Key, str] = {}  # every Incident seen, with its uid: what a new listing may lack
+        self._broken = Throttle()
 
     async def run(self, listed: asyncio.Event) -> None:
         """Follow every watched namespace (or the cluster) until cancelled; `listed` is set once each was listed."""
@@ -105,7 +106,11 @@ class IncidentFeed:
         meta = obj.get("metadata") or {}
         key: Key = (str(meta.get("namespace")), str(meta.get("name")))
         self._known[key] = str(meta.get("uid", ""))
-        self.scheduler.observe(obj)
+        try:
+            self.scheduler.observe(obj)
+        except Exception:  # a bug for one incident never stops the feed for all the others
+            if self._broken.log(log, logging.ERROR, "observe", "incident %s/%s could not be scheduled (a bug)", *key):
+                log.error("the failure above, for the bug report", exc_info=True)
         status = obj.get("status") or {}
         severity = status.get("severity") or (obj.get("spec") or {}).get("severity", "")
         OPEN_INCIDENTS.observe(key[0], key[1], severity, status.get("state", "Detected"))
