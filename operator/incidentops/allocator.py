@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -21,11 +20,8 @@ TRIM_EVERY = 60.0  # seconds
 
 
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL("libc.so.6")
         libc.mallopt  # noqa: B018 - only glibc has both
         libc.malloc_trim  # noqa: B018
     except (OSError, AttributeError):
@@ -51,4 +47,4 @@ async def trim_periodically(every: float = TRIM_EVERY) -> None:
     while True:
         await asyncio.sleep(every)
         with contextlib.suppress(OSError):
-            trim()
+            await asyncio.to_thread(trim)  # tens of ms on a large heap: not on the event loop

@@ -82,6 +82,8 @@ def error_for_status(status: int, message: str) -> KubeError:
         return Invalid(message)
     if status in (401, 403):
         return KubeError(f"not allowed: {message}")
+    if status == 410:
+        return Gone(message)
     return Unavailable(f"apiserver answered {status}: {message}")
 
 
@@ -234,11 +236,13 @@ class KubeClient:
         else:
             response = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, kind.plural, **extra)
         from kubernetes.watch.watch import iter_resp_lines  # noqa: PLC0415
-        from urllib3.exceptions import ProtocolError, ReadTimeoutError  # noqa: PLC0415
+        from urllib3.exceptions import HTTPError  # noqa: PLC0415
 
         try:
             lines: Iterator[str] = iter_resp_lines(response)  # type: ignore[no-untyped-call]
             for line in lines:
+                if not line.strip():
+                    continue
                 event: Obj = json.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
@@ -249,10 +253,10 @@ class KubeClient:
                         else error_for_status(code, str(status.get("message")))
                     )
                 yield event
-        except (OSError, ProtocolError, ReadTimeoutError) as error:
+        except (OSError, HTTPError, ValueError) as error:  # a reset, a TLS error, a line cut short
             raise Unavailable(f"the watch of {kind.plural} broke off: {error}") from error
         finally:
-            response.release_conn()
+            response.close()  # never back into the pool with a watch still on it
 
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return self._obj(
@@ -502,8 +506,11 @@ class AsyncKube:
         waits for the server to end the watch."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Obj | BaseException | None] = asyncio.Queue()
+        left = threading.Event()  # the consumer is gone: the thread stops at the next line it reads
 
         def hand(item: Obj | BaseException | None) -> bool:
+            if left.is_set():
+                return False
             try:
                 loop.call_soon_threadsafe(events.put_nowait, item)
             except RuntimeError:  # the loop is closed: the operator stopped
@@ -521,13 +528,16 @@ class AsyncKube:
                 hand(None)
 
         threading.Thread(target=follow, name=f"watch-{kind.plural}-{namespace or 'all'}", daemon=True).start()
-        while True:
-            item = await events.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while True:
+                item = await events.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            left.set()
 
     async def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         return await self.run(self.client.create, kind, namespace, body)
@@ -587,7 +597,7 @@ class AsyncKube:
         What waits is only what the Event names (not the whole object: ten thousand new incidents
         queued ten thousand whole Incidents behind the Events lane), and at most MAX_PENDING_EVENTS
         of them; past that an Event is dropped, counted and logged (throttled)."""
-        if len(self._posting) >= MAX_PENDING_EVENTS:
+        if len(self._posting) >= MAX_PENDING_EVENTS and type_ != "Warning":  # warnings are never dropped
             from incidentops.metrics import EVENTS_DROPPED  # noqa: PLC0415 - the plugin never loads metrics
 
             EVENTS_DROPPED.inc()
@@ -597,7 +607,7 @@ class AsyncKube:
             return
         meta = obj["metadata"]
         ref = {
-            "apiVersion": obj.get("apiVersion"),
+            "apiVersion": obj.get("apiVersion") or f"{GROUP}/{VERSION}",
             "kind": obj.get("kind"),
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
         }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 PAGE = 500  # incidents per page of a LIST
 WATCH_SECONDS = 300  # the server ends each watch after this; it is resumed where it was
 RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before trying again after an apiserver failure, growing
+MIN_WATCH_GAP = 0.2  # seconds between a watch the server ended and the next
 
 
 class IncidentFeed:
@@ -67,18 +69,32 @@ class IncidentFeed:
                 if version is None:
                     version = await self._list(namespace)
                     listed.set()
+                self.scheduler.following(namespace, True)
                 async for event in self.kube.watch(INCIDENT, namespace, version, WATCH_SECONDS):
                     version = self._take(event) or version
                     failures = 0
+            except asyncio.CancelledError:
+                raise
             except Gone:
+                self.scheduler.following(namespace, False)
                 log.info("the watch of incidents in %s is too far behind to resume: listing them again", where)
                 version = None
-            except KubeError as error:
+                continue
+            except Exception as error:  # the feed never stops: without it no incident gets a first look
+                self.scheduler.following(namespace, False)
                 delay = RETRY[min(failures, len(RETRY) - 1)]
                 failures += 1
-                log.log(waiting_level(error), "incidents in %s cannot be %s (%s); trying again in %.0fs", where,
-                        "watched" if version else "listed", error, delay)  # fmt: skip
+                if failures > len(RETRY):
+                    version = None  # the same failure again and again: start over from a listing
+                if isinstance(error, KubeError):
+                    log.log(waiting_level(error), "incidents in %s cannot be %s (%s); trying again in %.0fs", where,
+                            "watched" if version else "listed", error, delay)  # fmt: skip
+                else:
+                    log.error("the feed of incidents in %s failed (a bug); trying again in %.0fs", where, delay,
+                              exc_info=True)  # fmt: skip
                 await asyncio.sleep(delay)
+                continue
+            await asyncio.sleep(MIN_WATCH_GAP)  # the server ended the watch: resume (never in a tight loop)
 
     async def _list(self, namespace: str | None) -> str:
         """Feed a paged LIST to the scheduler; what it lacks of what was known is gone. Its resourceVersion."""
@@ -104,19 +120,28 @@ class IncidentFeed:
 
     def _observe(self, obj: Mapping[str, Any]) -> Key:
         meta = obj.get("metadata") or {}
-        key: Key = (str(meta.get("namespace")), str(meta.get("name")))
-        self._known[key] = str(meta.get("uid", ""))
+        key: Key = (sys.intern(str(meta.get("namespace"))), str(meta.get("name")))
+        uid = str(meta.get("uid", ""))
+        if self._known.get(key, uid) != uid:
+            self._forget(key)  # deleted and created again under its name while no watch ran
+        self._known[key] = uid
         try:
             self.scheduler.observe(obj)
+            status = obj.get("status") or {}
+            severity = status.get("severity") or (obj.get("spec") or {}).get("severity", "")
+            OPEN_INCIDENTS.observe(key[0], key[1], severity, status.get("state", "Detected"))
         except Exception:  # a bug for one incident never stops the feed for all the others
-            if self._broken.log(log, logging.ERROR, "observe", "incident %s/%s could not be scheduled (a bug)", *key):
-                log.error("the failure above, for the bug report", exc_info=True)
-        status = obj.get("status") or {}
-        severity = status.get("severity") or (obj.get("spec") or {}).get("severity", "")
-        OPEN_INCIDENTS.observe(key[0], key[1], severity, status.get("state", "Detected"))
+            self._bug(key)
         return key
 
     def _forget(self, key: Key) -> None:
         uid = self._known.pop(key, "")
-        OPEN_INCIDENTS.forget(*key)
-        self.scheduler.forget(key[0], key[1], uid)
+        try:
+            OPEN_INCIDENTS.forget(*key)
+            self.scheduler.forget(key[0], key[1], uid)
+        except Exception:
+            self._bug(key)
+
+    def _bug(self, key: Key) -> None:
+        if self._broken.log(log, logging.ERROR, "observe", "incident %s/%s could not be scheduled (a bug)", *key):
+            log.error("the failure above, for the bug report", exc_info=True)

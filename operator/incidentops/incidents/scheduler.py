@@ -28,11 +28,12 @@ APISERVER_AWAY = timedelta(seconds=5)
 class Watcher(Protocol):
     """An index fed by every Incident the scheduler sees (the ingester's episodes, say)."""
 
-    complete: bool  # set once the start-up listing went through it
-
     def seen(self, body: Mapping[str, Any]) -> None: ...
 
     def gone(self, namespace: str, name: str) -> None: ...
+
+    def live(self, namespace: str | None, is_live: bool) -> None:
+        """Whether the feed follows the namespace (None: the cluster) right now: listed, and not broken since."""
 
 
 class IncidentScheduler:
@@ -59,10 +60,12 @@ class IncidentScheduler:
             concern.bind(self.wake, self.deliver)
 
     def listed(self) -> int:
-        """The start-up listing has gone through `observe`: the indexes are complete. How many have work."""
-        for watcher in self.watchers:
-            watcher.complete = True
+        """The start-up listing has gone through `observe`. How many incidents have work."""
         return len(self._due)
+
+    def following(self, namespace: str | None, is_live: bool) -> None:
+        for watcher in self.watchers:
+            watcher.live(namespace, is_live)
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """An Incident as the watch (or the start-up LIST) saw it."""

@@ -132,6 +132,7 @@ class IncidentWriter:
         if obj is None:
             self._latest.pop(key, None)
             return
+        self._episodes.seen(obj)  # our own writes, before the watch brings them
         self._latest[key] = obj
         self._latest.move_to_end(key)
         while len(self._latest) > CACHE_SIZE:
@@ -149,18 +150,17 @@ class IncidentWriter:
         return latest
 
     async def _read_latest(self, key: GroupKey) -> Obj | None:
-        """By name from the episode index where it covers the namespace (a GET, or no call at all for a key
+        """By name from the episode index while it covers the namespace (a GET, or no call at all for a key
         never seen), else by a LIST on the correlation label: the apiserver filters that over every
         Incident of the namespace, so at 10,000 incidents it cost each new key a scan."""
         if self._episodes.covers(key.namespace):
             known = self._episodes.lookup(key.namespace, key.correlation)
-            if known.highest == 0:
+            if known is None:
                 return None  # never seen: the create's deterministic name settles a race with another replica (409)
-            if known.name is not None:
-                try:
-                    return await self._kube.get(INCIDENT, key.namespace, known.name)
-                except NotFound:
-                    self._episodes.gone(key.namespace, known.name)  # deleted: the watch will say so too
+            try:
+                return await self._kube.get(INCIDENT, key.namespace, known.name)
+            except NotFound:
+                self._episodes.gone(key.namespace, known.name)  # deleted: the watch will say so too
         latest: Obj | None = None
         for obj in await self._kube.list(INCIDENT, key.namespace, f"{CORRELATION_LABEL}={key.digest}"):
             annotations = obj["metadata"].get("annotations") or {}
@@ -169,11 +169,6 @@ class IncidentWriter:
             if latest is None or episode_of(obj) > episode_of(latest):
                 latest = obj
         return latest
-
-    def _highest(self, key: GroupKey) -> int:
-        if not self._episodes.covers(key.namespace):
-            return 0
-        return self._episodes.lookup(key.namespace, key.correlation).highest
 
     async def _refresh(self, key: GroupKey, name: str) -> None:
         try:
@@ -222,8 +217,7 @@ class IncidentWriter:
                 ALERTS_DEDUPLICATED.inc(replays)
                 name = latest["metadata"]["name"] if latest else None
                 return Persisted(key.namespace, name)
-            # never a number seen before, even of an episode since deleted (a newer one may exist unseen)
-            episode = max(episode_of(latest) if latest else 0, self._highest(key)) + 1
+            episode = episode_of(latest) + 1 if latest else 1  # from the cluster's objects: every replica agrees
             body = new_incident(key, alerts, episode, latest)
             try:
                 target = await self._kube.create(INCIDENT, key.namespace, body)
