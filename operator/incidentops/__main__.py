@@ -48,7 +48,7 @@ async def run(config: config_module.Config) -> None:
     turns = Turns(kube, utc_now, mover=move)
     concerns = registry.concerns(kube, config, utc_now, prometheus, model)
     episodes = EpisodeIndex(config.namespaces)
-    scheduler = IncidentScheduler(kube, turns, concerns, deadlines, utc_now, [episodes])
+    scheduler = IncidentScheduler(turns, concerns, deadlines, utc_now, [episodes])
     ingestor = Ingestor(kube, config, utc_now, turns, episodes)
     deps = Deps(config=config, kube=kube, ingestor=ingestor, deadlines=deadlines, scheduler=scheduler)
     deps.evaluator = Evaluator(kube, ingestor, config, utc_now, prometheus, deadlines, turns)

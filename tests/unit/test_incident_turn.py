@@ -410,7 +410,7 @@ async def test_a_sent_result_whose_recording_failed_is_recorded_later_never_sent
     now = [T0]
     sending = Sending()
     shell = Turns(store, lambda: now[0], move, sleep=no_sleep)  # type: ignore[arg-type]
-    scheduler = IncidentScheduler(store, shell, [sending], Deadlines(lambda: now[0]), lambda: now[0])  # type: ignore[arg-type]
+    scheduler = IncidentScheduler(shell, [sending], Deadlines(lambda: now[0]), lambda: now[0])  # type: ignore[arg-type]
 
     def apiserver_away(_: Store) -> None:
         raise Unavailable("503 while recording")

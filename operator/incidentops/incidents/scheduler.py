@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from incidentops.concern import WatchedConcern
 from incidentops.deadlines import Deadlines, Lane
 from incidentops.incidents.turn import Key, Turns
-from incidentops.kube import AsyncKube, KubeError, Unavailable
+from incidentops.kube import KubeError, Unavailable
 from incidentops.logs import waiting_level
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,12 @@ class Watcher(Protocol):
 class IncidentScheduler:
     def __init__(
         self,
-        kube: AsyncKube,
         turns: Turns,
         concerns: Sequence[WatchedConcern],
         deadlines: Deadlines,
         clock: Callable[[], datetime],
         watchers: Sequence[Watcher] = (),
     ) -> None:
-        self.kube = kube
         self.watchers = list(watchers)
         self.turns = turns
         self.concerns = list(concerns)
