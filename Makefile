@@ -38,11 +38,11 @@ typecheck: install ## mypy --strict
 
 check: lint typecheck crds-check ## everything static
 
-crds: install ## regenerate crds/ from the pydantic models
-	$(PY) -m incidentops.api.v1alpha1.crdgen --out crds
+crds: install ## regenerate crds/ and the chart's CRD templates from the pydantic models
+	$(PY) -m incidentops.api.v1alpha1.crdgen --out crds --chart helm/incidentops
 
-crds-check: install ## fail if crds/ drifted from the models
-	$(PY) -m incidentops.api.v1alpha1.crdgen --out crds --check
+crds-check: install ## fail if crds/ or the chart's CRDs drifted from the models
+	$(PY) -m incidentops.api.v1alpha1.crdgen --out crds --chart helm/incidentops --check
 
 test: install system-deps controlplane ## all tests: unit, integration and e2e on the local control plane
 	$(PY) -m pytest tests

@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
 # Builds the local test control plane from upstream sources through the Go module proxy:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes), etcd and
-# kwok/kwokctl. Output goes to a cache directory outside the repo, keyed by version, and a second
+# kwok/kwokctl, and helm (helm.sh/helm/v4, for the chart's tests). Output goes to a cache directory outside the repo, keyed by version, and a second
 # run with everything present returns at once. Nothing built here is ever committed.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+HELM_VERSION="${HELM_VERSION:-v4.3.2}"
+# Only its CRDs (ServiceMonitor, PrometheusRule), to test the chart's monitoring objects on the apiserver.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.88.0}"
 CACHE_ROOT="${INCIDENTOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/incidentops}"
 BIN_DIR="$CACHE_ROOT/controlplane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}/bin"
 SRC_DIR="$CACHE_ROOT/controlplane/src"
+# helm has its own version key: changing it must not rebuild Kubernetes.
+HELM_DIR="$CACHE_ROOT/controlplane/helm-$HELM_VERSION/bin"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 say() { printf '[controlplane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 if [ "${1:-}" = "--print-bin-dir" ]; then echo "$BIN_DIR"; exit 0; fi
+if [ "${1:-}" = "--print-helm" ]; then echo "$HELM_DIR/helm"; exit 0; fi
+if [ "${1:-}" = "--prometheus-operator-crds" ]; then
+  # The module's source from the Go module proxy (cached in GOMODCACHE): nothing is built.
+  dir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -n "$dir" ] || { say "cannot download prometheus-operator $PROMETHEUS_OPERATOR_VERSION"; exit 1; }
+  echo "$dir/example/prometheus-operator-crd"; exit 0
+fi
 
 need=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
 missing=()
 for b in "${need[@]}"; do [ -x "$BIN_DIR/$b" ] || missing+=("$b"); done
-if [ ${#missing[@]} -eq 0 ]; then say "cached binaries in $BIN_DIR"; echo "$BIN_DIR"; exit 0; fi
+[ -x "$HELM_DIR/helm" ] || missing+=(helm)
+if [ ${#missing[@]} -eq 0 ]; then say "cached binaries in $BIN_DIR and $HELM_DIR"; echo "$BIN_DIR"; exit 0; fi
 command -v go >/dev/null || { say "the Go toolchain is required to build the control plane (https://go.dev/dl)"; exit 1; }
-mkdir -p "$BIN_DIR" "$SRC_DIR"
+mkdir -p "$BIN_DIR" "$SRC_DIR" "$HELM_DIR"
 start=$(date +%s)
 
 build_kubernetes() {
@@ -119,12 +133,37 @@ GO
   say "kwok: done"
 }
 
+build_helm() {
+  local dir="$SRC_DIR/helm-$HELM_VERSION"
+  mkdir -p "$dir"; cd "$dir"
+  say "helm $HELM_VERSION: building (a few minutes; its Kubernetes modules are shared with the control plane's)"
+  cat > go.mod <<MOD
+module incidentops.dev/controlplane-helm
+
+go 1.24
+
+require helm.sh/helm/v4 $HELM_VERSION
+MOD
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "helm.sh/helm/v4/cmd/helm"
+GO
+  go mod tidy -e >/dev/null 2>tidy.log || { cat tidy.log >&2; return 1; }
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+    -o "$HELM_DIR/helm" helm.sh/helm/v4/cmd/helm
+  say "helm: done"
+}
+
 for b in "${missing[@]}"; do
   case "$b" in
     kube-*|kubectl) [ -n "${did_k8s:-}" ] || { (build_kubernetes); did_k8s=1; } ;;
     etcd) (build_etcd) ;;
     kwok|kwokctl) [ -n "${did_kwok:-}" ] || { (build_kwok); did_kwok=1; } ;;
+    helm) (build_helm) ;;
   esac
 done
-say "control plane built in $(( $(date +%s) - start ))s into $BIN_DIR"
+say "control plane built in $(( $(date +%s) - start ))s into $BIN_DIR (helm in $HELM_DIR)"
 echo "$BIN_DIR"

@@ -133,6 +133,22 @@ def kubectl_binary() -> Path:
     return bin_dir() / "kubectl"
 
 
+def prometheus_operator_crds() -> Path:
+    """The prometheus-operator's CRD manifests, from its module on the Go module proxy (cached)."""
+    out = subprocess.run(
+        ["bash", str(build_script()), "--prometheus-operator-crds"], check=True, capture_output=True, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def helm_binary() -> Path:
+    """The helm the build script builds next to the control plane (its own version key)."""
+    out = subprocess.run(
+        ["bash", str(build_script()), "--print-helm"], check=True, capture_output=True, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
 # --- kwokctl -----------------------------------------------------------------------------------
 
 

@@ -421,6 +421,15 @@ class KubeClient:
             return None
         return result
 
+    def self_subject_review(self) -> Obj:
+        """Who the apiserver says this client is (what `kubectl auth whoami` asks)."""
+        import kubernetes.client  # noqa: PLC0415
+
+        api = kubernetes.client.AuthenticationV1Api(self.api_client)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        result: Obj = self._raw(api.create_self_subject_review, body)
+        return result
+
     @property
     def apiserver_url(self) -> str:
         """The apiserver's address as this client reaches it."""

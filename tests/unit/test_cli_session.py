@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from incidentops.cli.session import Session, SessionError
+from incidentops.kube import KubeError
 
 KUBECONFIG = {
     "apiVersion": "v1",
@@ -40,12 +42,38 @@ def test_kubeconfig_env_is_read_at_call_time(kubeconfig: str, monkeypatch: pytes
     assert Session().resolved_namespace() == "payments"
 
 
-def test_actor_is_user_env_else_the_context_user(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("USER", "alice")
-    assert Session(kubeconfig=kubeconfig).default_actor() == "alice"
-    monkeypatch.delenv("USER")
-    monkeypatch.delenv("USERNAME", raising=False)
-    assert Session(kubeconfig=kubeconfig).default_actor() == "oncall-sre"
+class Reviewer:
+    """Answers a SelfSubjectReview as the apiserver would, or fails like an old/unreachable one."""
+
+    def __init__(self, answer: dict[str, Any] | KubeError) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def self_subject_review(self) -> dict[str, Any]:
+        self.calls += 1
+        if isinstance(self.answer, KubeError):
+            raise self.answer
+        return self.answer
+
+
+def with_client(kubeconfig: str, client: Reviewer) -> Session:
+    session = Session(kubeconfig=kubeconfig)
+    session._client = client  # type: ignore[assignment]
+    return session
+
+
+def test_actor_is_who_the_apiserver_says_not_user_env(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "alice")  # anyone can set this: it is not used
+    reviewer = Reviewer({"status": {"userInfo": {"username": "oidc:bob@example.com", "groups": ["sre"]}}})
+    session = with_client(kubeconfig, reviewer)
+    assert session.default_actor() == "oidc:bob@example.com"
+    assert session.default_actor() == "oidc:bob@example.com" and reviewer.calls == 1  # asked once per command
+
+
+def test_no_identity_is_a_clear_error_that_names_the_way_out(kubeconfig: str) -> None:
+    for answer in (KubeError("not allowed: selfsubjectreviews"), {"status": {"userInfo": {}}}):
+        with pytest.raises(SessionError, match=r"cannot tell who you are.*pass --by NAME"):
+            with_client(kubeconfig, Reviewer(answer)).default_actor()
 
 
 def test_bad_context_or_file_is_a_clear_error(kubeconfig: str, tmp_path: Path) -> None:

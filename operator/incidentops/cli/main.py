@@ -251,7 +251,12 @@ TIMEOUT_OPTION = click.option(
     show_default=True,
     help="How long --wait waits (e.g. 30s, 2m).",
 )
-BY_OPTION = click.option("--by", metavar="WHO", help="Who is acting (default: $USER, else the kubeconfig user).")
+BY_OPTION = click.option(
+    "--by",
+    metavar="WHO",
+    help="Who is acting (default: you, as the API server knows you: `kubectl auth whoami`). "
+    "With the chart's admission policy any other name is refused.",
+)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

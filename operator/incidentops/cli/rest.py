@@ -146,6 +146,10 @@ class _ApiClient:
         self.configuration = _Configuration(host)
 
 
+SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+SELF_SUBJECT_REVIEW: Obj = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+
+
 class RestClient:
     """get, list and merge-patch for our kinds; errors as incidentops.kube raises them."""
 
@@ -205,6 +209,10 @@ class RestClient:
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
         query = urllib.parse.urlencode({"fieldManager": self.component})
         return self._request("POST", f"{self._path(kind, namespace)}?{query}", body, "application/json")
+
+    def self_subject_review(self) -> Obj:
+        """Who the apiserver says this client is (what `kubectl auth whoami` asks)."""
+        return self._request("POST", f"{self._url.path}{SELF_SUBJECT_REVIEWS}", SELF_SUBJECT_REVIEW, "application/json")
 
     def patch_spec(self, kind: Kind, namespace: str, name: str, patch: Obj, resource_version: str | None = None) -> Obj:
         body = dict(patch)

@@ -50,6 +50,7 @@ class Session:
     namespace: str | None = None
     _client: ApiClient | None = field(default=None, init=False, repr=False)
     _config: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _actor: str | None = field(default=None, init=False, repr=False)
 
     @property
     def kubeconfig_path(self) -> str | None:
@@ -93,14 +94,24 @@ class Session:
         return DEFAULT_NAMESPACE
 
     def default_actor(self) -> str:
-        """Who acts when --by is not given: $USER, else the kubeconfig context's user name."""
-        user = os.environ.get("USER") or os.environ.get("USERNAME")
-        if user:
-            return user
-        from_context = self._context().get("user")
-        if from_context:
-            return str(from_context)
-        raise SessionError("cannot tell who you are: pass --by NAME")
+        """Who acts when --by is not given: the user the API server authenticated (`kubectl auth whoami`).
+
+        Not $USER: the admission policy the chart installs refuses any `by` but the requester's own name,
+        so the plugin writes the name the API server will check.
+        """
+        if self._actor is None:
+            try:
+                review = self.client().self_subject_review()
+            except KubeError as error:
+                raise SessionError(
+                    f"cannot tell who you are: the API server did not answer a SelfSubjectReview ({error}); "
+                    "pass --by NAME"
+                ) from None
+            name = str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
+            if not name:
+                raise SessionError("cannot tell who you are: the API server named no user; pass --by NAME")
+            self._actor = name
+        return self._actor
 
     def client(self) -> ApiClient:
         """The API client for the selected cluster and context: the lean one when it can speak the auth."""

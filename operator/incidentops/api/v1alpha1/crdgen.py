@@ -8,6 +8,7 @@ that translation and nothing else, so the models stay the only source of truth.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -173,20 +174,50 @@ def file_name(kind: Kind) -> str:
     return f"{kind.crd_name}.yaml"
 
 
+CHART_CRDS = Path("templates") / "crds"
+_LABELS = "  labels:\n    app.kubernetes.io/part-of: incidentops\n"
+_GO_DELIMITERS = re.compile(r"\{\{|\}\}")
+
+
+def chart_template(kind: Kind) -> str:
+    """The same CRD as a Helm template: rendered behind `crds.enabled`, kept on uninstall with `crds.keep`.
+
+    Helm's `crds/` folder is install-only (never upgraded), so the chart renders CRDs as templates, the way
+    cert-manager does. Text in descriptions that looks like a Go template (`{{ $labels.x }}`) is quoted.
+    """
+    body = _GO_DELIMITERS.sub(
+        lambda m: '{{ "' + m.group() + '" }}', yaml.safe_dump(crd(kind), sort_keys=False, width=100)
+    )
+    if _LABELS not in body:
+        raise ValueError(f"{kind.crd_name}: metadata.labels not where the chart template expects them")
+    keep = "  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n"
+    labels = _LABELS + '    {{- include "incidentops.labels" . | nindent 4 }}\n'
+    body = body.replace(_LABELS, labels + keep, 1)
+    header = "# Generated from incidentops.api.v1alpha1 by `make crds`. Do not edit.\n"
+    return header + "{{- if .Values.crds.enabled }}\n" + body + "{{- end }}\n"
+
+
+def outputs(crds_dir: Path, chart: Path | None) -> dict[Path, str]:
+    """Every file the generator owns, with its text: crds/ and, given a chart, its CRD templates."""
+    files = {crds_dir / file_name(kind): render(kind) for kind in KINDS}
+    if chart is not None:
+        files.update({chart / CHART_CRDS / file_name(kind): chart_template(kind) for kind in KINDS})
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the CRD manifests generated from the models.")
     parser.add_argument("--out", type=Path, default=Path("crds"))
+    parser.add_argument("--chart", type=Path, default=None, help="also write the Helm chart's CRD templates")
     parser.add_argument("--check", action="store_true", help="fail if the committed files differ")
     args = parser.parse_args(argv)
     drift = []
-    for kind in KINDS:
-        path = args.out / file_name(kind)
-        text = render(kind)
+    for path, text in outputs(args.out, args.chart).items():
         if args.check:
             if not path.exists() or path.read_text() != text:
                 drift.append(str(path))
         else:
-            args.out.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path}")
     if drift:
