@@ -56,7 +56,7 @@ async def run(config: config_module.Config) -> None:
         log.warning("remediation is OFF (INCIDENTOPS_REMEDIATION=false): runbooks are never run")
     if not config.escalation:
         log.warning("escalation is OFF (INCIDENTOPS_ESCALATION=false): nobody is paged")
-    tokens = TokenSource(config.webhook_token)
+    tokens = TokenSource(config.webhook_token, config.webhook_token_secret)
     if config.webhook_auth == "none":
         log.warning(
             "webhook authentication is OFF (INCIDENTOPS_WEBHOOK_AUTH=none): "
@@ -74,7 +74,7 @@ async def run(config: config_module.Config) -> None:
     background.append(asyncio.create_task(allocator.trim_periodically()))
     rechecks = Rechecks(kube, readiness.checked(deps), deadlines, utc_now, config.namespaces)
     deadlines.start()
-    app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set, listed.is_set))
+    app = build_app(deps, tokens, Readiness(deps, kopf_ready.is_set, listed.is_set, token_pending=tokens.pending))
     try:
         runner = await serve(app, config.http_host, config.http_port)
     except OSError as error:

@@ -79,3 +79,25 @@ async def test_alerts_never_wait_on_a_probe_and_readiness_probes_once_at_a_time(
         assert {a.status for a in answers} == {200} and kube.lists == 0
         ready = await asyncio.gather(*(client.get("/readyz") for _ in range(20)))
         assert {r.status for r in ready} == {200} and kube.lists == 1
+
+
+async def test_a_token_still_being_read_from_its_secret_answers_503_not_401() -> None:
+    """A 401 is final for Alertmanager: alerts sent while the token's Secret is being read would be lost."""
+    ingestor = RecordingIngestor()
+    deps = FakeDeps(Config(webhook_token_secret="ops/webhook/token"), EmptyKube(), ingestor)
+    tokens = TokenSource("", "ops/webhook/token")
+    readiness = Readiness(deps, lambda: True, lambda: True, token_pending=tokens.pending)  # type: ignore[arg-type]
+    app = build_app(deps, tokens, readiness)  # type: ignore[arg-type]
+    body = am_webhook([am_alert({"alertname": "Down", "service": "api", "severity": "critical"})])
+    auth = {"Authorization": "Bearer t0ken-from-the-secret"}
+    async with TestClient(TestServer(app)) as client:
+        not_ready = await client.get("/readyz")
+        assert not_ready.status == 503 and "webhook token" in await not_ready.text()
+        early = await client.post("/api/v1/alertmanager", json=body, headers=auth)
+        assert early.status == 503 and early.headers["Retry-After"] == "5"
+        assert "Secret ops/webhook" in (await early.json())["message"] and ingestor.batches == []
+        tokens.token = "t0ken-from-the-secret"
+        assert (await client.get("/readyz")).status == 200
+        assert (await client.post("/api/v1/alertmanager", json=body, headers=auth)).status == 200
+        wrong = await client.post("/api/v1/alertmanager", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401 and len(ingestor.batches) == 1

@@ -33,8 +33,16 @@ log = logging.getLogger(__name__)
 class TokenSource:
     """The webhook bearer token: fixed, or read from a Secret and refreshed on a schedule."""
 
-    def __init__(self, token: str = "") -> None:
+    def __init__(self, token: str = "", secret: str = "") -> None:
         self.token = token
+        self.secret = secret  # namespace/name/key, when the token comes from a Secret
+
+    def pending(self) -> str | None:
+        """Why no token can be checked yet: its Secret is not read. A 401 then would lose the alerts
+        (Alertmanager does not retry a 4xx); a 503 is retried."""
+        if self.secret and not self.token:
+            return f"the webhook token is not read yet from Secret {self.secret.rsplit('/', 1)[0]}"
+        return None
 
     def accepts(self, header: str | None) -> bool:
         if not self.token:
@@ -70,11 +78,17 @@ class Readiness:
     The ingester's own calls say when the apiserver is really away (503 all the same)."""
 
     def __init__(
-        self, deps: Deps, kopf_started: Callable[[], bool], listed: Callable[[], bool] = lambda: True, ttl: float = 5.0
+        self,
+        deps: Deps,
+        kopf_started: Callable[[], bool],
+        listed: Callable[[], bool] = lambda: True,
+        ttl: float = 5.0,
+        token_pending: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._deps = deps
         self._kopf_started = kopf_started
         self._listed = listed
+        self._token_pending = token_pending
         self._ttl = ttl
         self._checked_at = -ttl
         self._reachable: str | None = None
@@ -84,7 +98,7 @@ class Readiness:
         """Why alerts cannot be taken yet (the start-up listing), else None. No API call."""
         if not self._listed():
             return "the operator is listing the incidents it watches (start-up)"
-        return None
+        return self._token_pending()
 
     async def problem(self) -> str | None:
         """None when ready, else what is missing (the apiserver first: it explains the rest)."""
@@ -144,6 +158,11 @@ def build_app(deps: Deps, tokens: TokenSource, readiness: Readiness) -> web.Appl
 
         async def _handle(request: web.Request) -> web.Response:
             sender = request.remote or "unknown"
+            if config.webhook_auth == "token" and (pending := tokens.pending()):
+                THROTTLE.log(
+                    log, logging.WARNING, f"{name}:token", "%s webhook from %s: 503, %s", name, sender, pending
+                )
+                return _problem(503, "not_ready", pending, retry_after=5)
             if config.webhook_auth == "token" and not tokens.accepts(request.headers.get("Authorization")):
                 return _reject(401, "unauthorized", "missing or wrong bearer token", name, sender)
             if request.content_length is not None and request.content_length > config.max_body_bytes:

@@ -48,6 +48,9 @@ def build_registry(deps: Deps) -> kopf.OperatorRegistry:
         settings.peering.priority = deps.config.priority
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
+        # No cluster-wide listing of Namespaces and CRDs: the watched namespaces are named, the CRDs are
+        # installed before the operator (the chart does both), and least privilege grants neither.
+        settings.scanning.disabled = True
         settings.networking.request_timeout = 60
         settings.networking.error_backoffs = PatientBackoffs()
 
