@@ -171,14 +171,14 @@ def test_the_service_account_reads_only_named_secrets_and_acts_only_where_it_is_
         # a Secret it was not named, or any listing of Secrets: refused
         assert forbidden(lambda: core.read_namespaced_secret("database", ns))
         assert forbidden(lambda: core.list_namespaced_secret(ns))
-        assert forbidden(lambda: core.list_secret_for_all_namespaces())
+        assert forbidden(core.list_secret_for_all_namespaces)
         # kinds outside its list, or verbs it was not given
         assert forbidden(
             lambda: core.create_namespaced_config_map(ns, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="x")))
         )
         assert forbidden(lambda: apps.delete_namespaced_deployment("api", ns))
         assert forbidden(lambda: core.read_namespaced_pod_log("anything", ns))
-        assert forbidden(lambda: core.list_node())  # cordon is off unless rbac.nodes
+        assert forbidden(core.list_node)  # cordon is off unless rbac.nodes
         assert forbidden(lambda: k8s.RbacAuthorizationV1Api(operator).list_namespaced_role(ns))
         # namespaced mode: nothing outside its namespaces
         assert forbidden(lambda: apps.patch_namespaced_deployment("api", other, {"spec": {"replicas": 2}}))
