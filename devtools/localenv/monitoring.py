@@ -161,9 +161,11 @@ class Prometheus(_LoopbackServer):
         alert_resend_delay: str = "1s",
         binary: str | None = None,
         ready_timeout: float = 30.0,
+        job_name: str = "localenv",
     ) -> None:
         super().__init__(work_dir, binary or find_binary("INCIDENTOPS_PROMETHEUS_BIN", "prometheus"), ready_timeout)
         self.scrape_targets = list(scrape_targets)
+        self.job_name = job_name
         self.rules = rules
         self.alertmanager_url = alertmanager_url
         self.scrape_interval = scrape_interval
@@ -183,7 +185,7 @@ class Prometheus(_LoopbackServer):
                 "scrape_timeout": self.scrape_interval,
                 "evaluation_interval": self.evaluation_interval,
             },
-            "scrape_configs": [{"job_name": "localenv", "static_configs": [{"targets": self.scrape_targets}]}],
+            "scrape_configs": [{"job_name": self.job_name, "static_configs": [{"targets": self.scrape_targets}]}],
         }
         if self.rules.strip():
             config["rule_files"] = [str(self.work_dir / "rules.yml")]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import Counter, Histogram, generate_latest
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from incidentops.api.v1alpha1.common import Severity
+from incidentops.api.v1alpha1.escalationpolicy import ChannelType
 from incidentops.api.v1alpha1.incident import OPEN_STATES
+from incidentops.api.v1alpha1.runbook import Action
 
 _DURATION_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -180,3 +183,21 @@ RULE_STATUS_WRITES = Counter(
     "DetectionRule status writes after an evaluation: written (something changed, or a minute passed) or unchanged.",
     ["result"],
 )
+
+
+def _known_series() -> None:
+    """Closed label sets start at zero, so that rate(), increase() and the ratios on the dashboard and in
+    the PrometheusRule have a series to work on before the first failure, not "no data"."""
+    for severity in Severity:
+        TIME_TO_ACKNOWLEDGE.labels(severity.value)
+        TIME_TO_RESOLVE.labels(severity.value)
+        INCIDENTS_CREATED.labels(severity.value)
+    for channel in get_args(ChannelType):
+        for result in ("delivered", "retry", "failed"):
+            NOTIFICATIONS.labels(channel, result)
+    for action in Action:
+        for result in ("ok", "failed", "refused", "skipped"):
+            ACTIONS.labels(action.value, result)
+
+
+_known_series()
