@@ -79,7 +79,7 @@ run: install ## run the operator locally on 127.0.0.1:8080, no webhook token unl
 demo: install system-deps controlplane ## the whole loop, narrated (KEEP=1 leaves it up, AUTO=1 skips the approval)
 	$(PY) -m localenv.demo $(if $(KEEP),--keep,) $(if $(AUTO),--automatic,)
 
-bench: install system-deps controlplane ## the alert-storm, remediation, detection-rule, escalation, triage and 10,000-incident benchmarks
+bench: install system-deps controlplane ## the alert-storm, remediation, detection-rule, escalation, triage, 10,000-incident and chart benchmarks
 	$(PY) bench/storm.py
 	$(PY) bench/remediation.py
 	$(PY) bench/rules.py
@@ -87,6 +87,7 @@ bench: install system-deps controlplane ## the alert-storm, remediation, detecti
 	$(PY) bench/triage_rules.py
 	$(PY) bench/triage.py
 	$(PY) bench/scale.py
+	$(PY) bench/chart.py
 
 clean: ## remove the virtualenv, caches and .dev (not the control-plane build cache)
 	-$(PY) -m localenv cluster-down 2>/dev/null
