@@ -55,6 +55,10 @@ class Unavailable(KubeError):
     """The apiserver could not be reached or answered 5xx/429: retry later."""
 
 
+class Forbidden(KubeError):
+    """RBAC (or authentication) refused the call: a right the operator was not given."""
+
+
 class Gone(KubeError):
     """410: a watch's resourceVersion is too old to resume from: list again."""
 
@@ -81,7 +85,7 @@ def error_for_status(status: int, message: str) -> KubeError:
     if status in (400, 422):
         return Invalid(message)
     if status in (401, 403):
-        return KubeError(f"not allowed: {message}")
+        return Forbidden(f"not allowed: {message}")
     if status == 410:
         return Gone(message)
     return Unavailable(f"apiserver answered {status}: {message}")

@@ -124,6 +124,12 @@ def test_every_query_of_the_dashboard_and_the_rules_returns_data(
     def values(title: str) -> dict[str, float]:
         return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in answered[title]}
 
+    # not only zeros from series that start at zero: what this scenario did shows, as counted
+    assert sum(values("panel Alerts received A").values()) > 0
+    assert sum(values("panel Incidents opened by severity A").values()) > 0
+    delivered = values("panel Notifications by result A")
+    assert delivered[json.dumps({"channel": "webhook", "result": "delivered"})] > 0
+    assert values("rule IncidentopsWebhookFailures") and max(values("rule IncidentopsWebhookFailures").values()) > 0
     # the numbers mean what the panels say: MTTA of this incident's severity is a real duration
     severity = incident["spec"]["severity"]
     mtta = values("panel MTTA by severity (mean time to acknowledge) A")

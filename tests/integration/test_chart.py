@@ -17,6 +17,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from incidentops.config import load
 from localenv.controlplane import KubeCluster, kubectl_binary, prometheus_operator_crds
 from localenv.helm import HelmError, chart_dir, helm, install, render, uninstall
 from localenv.names import namespace_for_test
@@ -62,6 +63,20 @@ def monitoring_crds(kube_cluster: KubeCluster) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.fixture(scope="module")
+def dry_run_namespaces(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The namespaces the value sets name (a dry run still needs them to exist), removed afterwards."""
+    core = k8s.CoreV1Api(kube_cluster.api)
+    names = ("incidentops-system", "team-a", "team-b", "ops")
+    for name in names:
+        with contextlib.suppress(k8s.ApiException):  # left by an interrupted run
+            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    yield
+    for name in names:
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
 @pytest.fixture
 def release_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
     name = namespace_for_test("chart")
@@ -79,16 +94,13 @@ def test_lint_passes_for_every_value_set() -> None:
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_every_value_set_renders_and_the_apiserver_accepts_it(
-    kube_cluster: KubeCluster, crds: list[str], monitoring_crds: None, value_set: str
+    kube_cluster: KubeCluster, crds: list[str], monitoring_crds: None, dry_run_namespaces: None, value_set: str
 ) -> None:
     objects = render("io", "incidentops-system", VALUE_SETS[value_set], api_versions=MONITORING)
     found = kinds(objects)
     assert len(found["CustomResourceDefinition"]) == 5 and found["Deployment"] == ["io-incidentops"]
     assert ("ServiceMonitor" in found) and ("PrometheusRule" in found)  # the CRDs exist: rendered
     manifest = yaml.safe_dump_all(objects)
-    kubectl(kube_cluster, "create", "namespace", "incidentops-system")
-    for ns in ("team-a", "team-b", "ops"):
-        kubectl(kube_cluster, "create", "namespace", ns)
     applied = kubectl(
         kube_cluster, "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-", stdin=manifest
     )
@@ -134,6 +146,36 @@ def test_bad_values_fail_at_install_with_the_field_named(values: dict[str, str],
         render("io", "ns", values)
     assert "values don't meet the specifications of the schema" in str(failure.value)
     assert complaint in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"watchNamespaces[0]": "a", "incidentNamespace": "b"}, 'incidentNamespace "b" must be one of watchNamespaces'),
+        ({"watchNamespaces[0]": "a", "settings.DEFAULT_ESCALATION_POLICY": "ops/page"}, "outside watchNamespaces"),
+        ({"serviceAccount.create": "false"}, "serviceAccount.name is required"),
+        ({"settings.PEERING": "ha"}, "settings/PEERING"),
+    ],
+)
+def test_settings_the_rbac_could_not_serve_fail_at_install(values: dict[str, str], complaint: str) -> None:
+    with pytest.raises(HelmError) as failure:
+        render("io", "ns", values)
+    assert complaint in str(failure.value)
+
+
+def test_settings_from_a_values_file_reach_the_operator_as_it_parses_them(tmp_path: Path) -> None:
+    """YAML numbers arrive in templates as floats: 20971520 must not become 2.097152e+07 (a crash loop)."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "settings:\n  MAX_BODY_BYTES: 20971520\n  ESCALATION: false\n  HTTP_ALLOW: [a.example.com, 10.0.0.0/8]\n"
+    )
+    [deployment] = [o for o in render("io", "ops", values_file=values) if o["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["INCIDENTOPS_MAX_BODY_BYTES"] == "20971520"
+    assert env["INCIDENTOPS_ESCALATION"] == "false"
+    assert env["INCIDENTOPS_HTTP_ALLOW"] == "a.example.com,10.0.0.0/8"
+    config = load({k: v for k, v in env.items() if k.startswith("INCIDENTOPS_")})
+    assert config.max_body_bytes == 20971520 and config.escalation is False and len(config.http_allow) == 2
 
 
 def test_the_schema_describes_every_default_value() -> None:

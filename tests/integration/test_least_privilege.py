@@ -35,22 +35,28 @@ from localenv.standins import StandIns
 
 pytestmark = pytest.mark.integration
 GROUP, VERSION = "incidentops.dev", "v1alpha1"
-RELEASE = "lp"
-OPERATOR_SA = f"{RELEASE}-incidentops"
 FIRES = 'label_replace(vector(5), "service", "payments", "", "")'
 
 
 @dataclass
 class Release:
-    """The chart installed for one watched namespace, and a kubeconfig acting as its ServiceAccount."""
+    """The chart installed for one watched namespace, and a kubeconfig acting as its ServiceAccount.
 
+    Each test has its own release name: a release left behind by a failed test (its ClusterRoles are
+    cluster-wide) never blocks the next install."""
+
+    name: str
     namespace: str
     other: str
     kubeconfig: Path
 
     @property
+    def fullname(self) -> str:
+        return f"{self.name}-incidentops"
+
+    @property
     def username(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{OPERATOR_SA}"
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}"
 
 
 def kubectl(cluster: KubeCluster, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -131,13 +137,16 @@ def release(kube_cluster: KubeCluster, crds: list[str], namespace: str, tmp_path
         "crds.enabled": "false",
         "rbac.secretNames[0]": "paging",
     }
-    install(RELEASE, namespace, kube_cluster.kubeconfig, values)
+    name = "lp-" + other.rsplit("-", 1)[-1]  # the random suffix namespace_for_test gave
+    install(name, namespace, kube_cluster.kubeconfig, values)
     try:
-        config = service_account_kubeconfig(kube_cluster.api, namespace, OPERATOR_SA, tmp_path / "operator.kubeconfig")
-        yield Release(namespace, other, config)
+        config = service_account_kubeconfig(
+            kube_cluster.api, namespace, f"{name}-incidentops", tmp_path / "operator.kubeconfig"
+        )
+        yield Release(name, namespace, other, config)
     finally:
         with contextlib.suppress(Exception):
-            uninstall(RELEASE, namespace, kube_cluster.kubeconfig)
+            uninstall(name, namespace, kube_cluster.kubeconfig)
         with contextlib.suppress(k8s.ApiException):
             core.delete_namespace(other, propagation_policy="Background")
 
@@ -165,7 +174,7 @@ def test_the_service_account_reads_only_named_secrets_and_acts_only_where_it_is_
     try:
         # what it needs works
         assert core.read_namespaced_secret("paging", ns).data["slack-webhook"]
-        assert core.read_namespaced_secret(f"{RELEASE}-incidentops-webhook", ns).data["token"]
+        assert core.read_namespaced_secret(f"{release.fullname}-webhook", ns).data["token"]
         assert apps.patch_namespaced_deployment("api", ns, {"spec": {"replicas": 2}}).spec.replicas == 2
         assert crs.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"] == []
         # a Secret it was not named, or any listing of Secrets: refused
@@ -229,7 +238,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
     prometheus = prometheus_factory(scrape_targets=[])
     env = {
         "KUBECONFIG": str(release.kubeconfig),
-        "INCIDENTOPS_WEBHOOK_TOKEN_SECRET": f"{ns}/{RELEASE}-incidentops-webhook/token",
+        "INCIDENTOPS_WEBHOOK_TOKEN_SECRET": f"{ns}/{release.fullname}-webhook/token",
         "INCIDENTOPS_PROMETHEUS_URL": prometheus.url,
         "INCIDENTOPS_NOTIFY_ALLOW": standins.allow,
         "INCIDENTOPS_REMEDIATION_POLL": "1s",
@@ -237,7 +246,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
     }
     operator = operator_factory([ns], env)
     token = base64.b64decode(
-        k8s.CoreV1Api(admin).read_namespaced_secret(f"{RELEASE}-incidentops-webhook", ns).data["token"]
+        k8s.CoreV1Api(admin).read_namespaced_secret(f"{release.fullname}-webhook", ns).data["token"]
     ).decode()
 
     # alerts -> Incident, through the webhook with the chart's token
@@ -280,10 +289,12 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
     )
 
     # people: bob responds but may not approve until RBAC says so; nobody writes another's name
-    bind(admin, ns, "bob-responds", f"{RELEASE}-incidentops-responder", "bob")
-    bind(admin, ns, "alice-responds", f"{RELEASE}-incidentops-responder", "alice")
+    bind(admin, ns, "bob-responds", f"{release.fullname}-responder", "bob")
+    bind(admin, ns, "alice-responds", f"{release.fullname}-responder", "alice")
     policy_in_force(kube_cluster, ns, name)
-    refused = patch_spec(kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "bob"}]}, "bob")
+    refused = patch_spec(
+        kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "bob", "runbook": "scale-api"}]}, "bob"
+    )
     assert "bob may not approve steps of runbook scale-api" in refused
     can = kubectl(kube_cluster, "auth", "can-i", "approve", "runbooks/scale-api", "-n", ns, user="bob")
     assert can.stdout.strip() == "no"
@@ -294,7 +305,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
     wait_until(lambda: status(custom_get(admin, ns, name), "state") == "Acknowledged", timeout=30, what="acknowledged")
     assert deployment_replicas(admin, ns) == 2  # nothing ran without the approval
 
-    bind(admin, ns, "bob-approves", f"{RELEASE}-incidentops-approver", "bob")
+    bind(admin, ns, "bob-approves", f"{release.fullname}-approver", "bob")
     wait_until(
         lambda: (
             kubectl(kube_cluster, "auth", "can-i", "approve", "runbooks/scale-api", "-n", ns, user="bob").stdout.strip()
@@ -304,9 +315,19 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         what="bob's new right",
     )
     assert "must be the user making the request (bob)" in patch_spec(
-        kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "alice"}]}, "bob"
+        kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "alice", "runbook": "scale-api"}]}, "bob"
     )
-    assert patch_spec(kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "bob"}]}, "bob") == ""
+    elsewhere = {"approvals": [{"step": "scale-out", "by": "bob", "runbook": "other-runbook"}]}
+    assert "must name the runbook running for this incident" in patch_spec(kube_cluster, ns, name, elsewhere, "bob")
+    assert "must be the user making the request (bob)" in patch_spec(
+        kube_cluster, ns, name, {"notes": [{"by": "alice", "text": "it was alice"}]}, "bob"
+    )
+    assert (
+        patch_spec(
+            kube_cluster, ns, name, {"approvals": [{"step": "scale-out", "by": "bob", "runbook": "scale-api"}]}, "bob"
+        )
+        == ""
+    )
     done = wait_until(
         lambda: i if status(i := custom_get(admin, ns, name), "remediation", "phase") == "Done" else None,
         timeout=60,
@@ -346,7 +367,7 @@ def test_the_plugin_records_who_the_apiserver_says_you_are(
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
-                "name": f"{RELEASE}-incidentops-responder",
+                "name": f"{release.fullname}-responder",
             },
             "subjects": [{"kind": "ServiceAccount", "name": "carol", "namespace": ns}],
         },

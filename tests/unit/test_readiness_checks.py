@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from incidentops.api.v1alpha1.escalationpolicy import EscalationPolicySpec
 from incidentops.api.v1alpha1.runbook import RunbookSpec
-from incidentops.readiness.checks import Verdict, check_escalation_policy, check_runbook
+from incidentops.readiness.checks import SecretUnreadable, Verdict, check_escalation_policy, check_runbook
 from incidentops.readiness.verdicts import _invalid
 
 
@@ -112,3 +112,28 @@ def test_a_check_on_the_whole_spec_is_located_at_spec() -> None:
 def test_a_field_is_located_by_its_path_under_spec() -> None:
     message = _message({"levels": [_level("a", "soon")]})
     assert message.startswith("spec.levels.0.after: ")
+
+
+class SecretsByNameOnly(Everything):
+    """The chart's RBAC: the operator may get only the Secrets it was named."""
+
+    async def secret_has_key(self, namespace: str, name: str, key: str) -> bool | None:
+        if name != "paging":
+            raise SecretUnreadable(f"not allowed: secrets {name!r} is forbidden")
+        return True
+
+
+def test_a_secret_the_operator_may_not_read_says_how_to_grant_it() -> None:
+    level = {
+        "name": "primary",
+        "after": "0s",
+        "targets": [{"type": "user", "name": "alice"}],
+        "channels": [
+            {"type": "slack", "secretRef": {"name": "paging", "key": "url"}},
+            {"type": "pagerduty", "secretRef": {"name": "database", "key": "password"}},
+        ],
+    }
+    spec = EscalationPolicySpec.model_validate({"levels": [level]})
+    verdict = asyncio.run(check_escalation_policy(spec, "shop", SecretsByNameOnly()))
+    assert (verdict.ready, verdict.reason) == (False, "SecretNotReadable")
+    assert "'database'" in verdict.message and "rbac.secretNames" in verdict.message

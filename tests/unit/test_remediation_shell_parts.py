@@ -257,6 +257,15 @@ def test_approvals_count_for_the_run_they_were_given_in() -> None:
     assert accepted_approvals(runbook, [old, fresh], since=T0) == {"rollback": "bob"}
 
 
+def test_an_approval_for_one_runbook_never_runs_another_runbooks_step_of_the_same_name() -> None:
+    """bob may approve runbook A; pointing the incident at runbook B must not run B's step in his name."""
+    steps = [{"name": "restart", "action": "restart", "target": {"kind": "Deployment", "name": "a"}}]
+    runbook = RunbookSpec.model_validate({"steps": steps})
+    for_a = Approval(step="restart", by="bob", runbook="restart-a")  # no `at`: the time check cannot catch it
+    assert accepted_approvals(runbook, [for_a], since=T0, name="restart-b") == {}
+    assert accepted_approvals(runbook, [for_a], since=T0, name="restart-a") == {"restart": "bob"}
+
+
 def test_network_partitions_are_named_or_labelled_not_guessed() -> None:
     from incidentops.remediation.guards import network_partition  # noqa: PLC0415
 

@@ -72,3 +72,27 @@ Secrets and ConfigMaps the settings name ("namespace/name[/key]"), grouped by na
 {{- end }}
 {{- toJson $out }}
 {{- end }}
+
+{{/* A setting as the operator reads it: lists comma-separated; whole numbers without the exponent that
+     values files give them (YAML numbers arrive as float64: 20971520 would render as 2.097152e+07). */}}
+{{- define "incidentops.settingValue" -}}
+{{- if kindIs "slice" . }}{{ join "," . }}
+{{- else if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}
+{{- else }}{{ toString . }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse settings that would leave the operator unable to work under the chart's RBAC. */}}
+{{- define "incidentops.validate" -}}
+{{- if and .Values.watchNamespaces .Values.incidentNamespace (not (has .Values.incidentNamespace .Values.watchNamespaces)) }}
+{{- fail (printf "incidentNamespace %q must be one of watchNamespaces: the operator has no rights elsewhere" .Values.incidentNamespace) }}
+{{- end }}
+{{- with (get .Values.settings "DEFAULT_ESCALATION_POLICY") }}
+{{- if and $.Values.watchNamespaces (contains "/" .) (not (has (first (splitList "/" .)) $.Values.watchNamespaces)) }}
+{{- fail (printf "settings.DEFAULT_ESCALATION_POLICY %q is in a namespace outside watchNamespaces: the operator could not read it" .) }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.name is required when serviceAccount.create is false" }}
+{{- end }}
+{{- end }}

@@ -41,7 +41,8 @@ def steps_to_approve(incident: Incident, wanted: Sequence[str], by: str) -> list
 
 def approval_patch(incident: Incident, steps: Iterable[str], by: str, now: datetime) -> Obj:
     """spec.approvals with these added (a merge patch replaces the list whole; the write is guarded)."""
-    approvals = [*incident.spec.approvals, *(Approval(step=s, by=by, at=now) for s in steps)]
+    runbook = incident.status.remediation.runbook if incident.status.remediation else None
+    approvals = [*incident.spec.approvals, *(Approval(step=s, by=by, at=now, runbook=runbook) for s in steps)]
     if len(approvals) > 50:
         raise Refused(f'incident "{incident.name}" already holds 50 approvals, the most it keeps')
     return {"spec": {"approvals": [a.wire() for a in approvals]}}

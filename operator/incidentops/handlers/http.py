@@ -41,7 +41,7 @@ class TokenSource:
         """Why no token can be checked yet: its Secret is not read. A 401 then would lose the alerts
         (Alertmanager does not retry a 4xx); a 503 is retried."""
         if self.secret and not self.token:
-            return f"the webhook token is not read yet from Secret {self.secret.rsplit('/', 1)[0]}"
+            return "the webhook token is not loaded yet"  # no Secret name: anyone may call this
         return None
 
     def accepts(self, header: str | None) -> bool:
@@ -308,8 +308,10 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def refresh_token(deps: Deps, tokens: TokenSource, interval: float = 60.0) -> None:
-    """Keep the token in step with its Secret, so rotating the Secret needs no restart."""
+async def refresh_token(deps: Deps, tokens: TokenSource, interval: float = 60.0, first: float = 2.0) -> None:
+    """Keep the token in step with its Secret, so rotating the Secret needs no restart. Until it is first
+    read (a RoleBinding not yet in force, an apiserver blip) it is tried again every `first` seconds: the
+    webhooks answer 503 meanwhile."""
     namespace, name, key = deps.config.webhook_token_secret.split("/")
     while True:
         try:
@@ -321,4 +323,4 @@ async def refresh_token(deps: Deps, tokens: TokenSource, interval: float = 60.0)
                 log.info("webhook token loaded from Secret %s/%s", namespace, name)
         except KubeError as error:
             log.error("cannot read webhook token Secret %s/%s: %s", namespace, name, error)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval if tokens.token else first)

@@ -27,6 +27,10 @@ class Lookup(Protocol):
         ...
 
 
+class SecretUnreadable(Exception):
+    """The operator may not read that Secret (RBAC grants Secrets by name: the chart's rbac.secretNames)."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Ready or not, with the first problem as reason and message and every problem listed."""
@@ -129,7 +133,7 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
             f"{earlier.name or previous}'s {earlier.after}; 'after' delays must strictly increase",
         )
     schedules = {s.name for s in spec.schedules}
-    checked: dict[tuple[str, str], bool | None] = {}
+    checked: dict[tuple[str, str], bool | str | None] = {}
     for index, level in enumerate(spec.levels):
         where = f"level {level.name or index}"
         for target in level.targets:
@@ -140,9 +144,18 @@ async def check_escalation_policy(spec: EscalationPolicySpec, namespace: str, lo
             if ref is None:
                 continue
             if (ref.name, ref.key) not in checked:
-                checked[(ref.name, ref.key)] = await lookup.secret_has_key(namespace, ref.name, ref.key)
+                try:
+                    checked[(ref.name, ref.key)] = await lookup.secret_has_key(namespace, ref.name, ref.key)
+                except SecretUnreadable:
+                    checked[(ref.name, ref.key)] = "unreadable"
             has_key = checked[(ref.name, ref.key)]
-            if has_key is None:
+            if has_key == "unreadable":
+                found.add(
+                    "SecretNotReadable",
+                    f"{where}: the operator may not read Secret {ref.name!r} (it reads Secrets only by name: add it "
+                    "to the chart's rbac.secretNames)",
+                )
+            elif has_key is None:
                 found.add("SecretNotFound", f"{where}: {channel.type} channel's Secret {ref.name!r} does not exist")
             elif not has_key:
                 found.add("SecretKeyMissing", f"{where}: Secret {ref.name!r} has no key {ref.key!r}")

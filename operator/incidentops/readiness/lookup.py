@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from incidentops.api.v1alpha1.resources import KIND_BY_NAME
-from incidentops.kube import AsyncKube, NotFound
+from incidentops.kube import AsyncKube, Forbidden, NotFound
+from incidentops.readiness.checks import SecretUnreadable
 
 
 class ClusterLookup:
@@ -24,3 +25,5 @@ class ClusterLookup:
             return await self._kube.secret_value(namespace, name, key) is not None
         except NotFound:
             return None
+        except Forbidden as error:
+            raise SecretUnreadable(str(error)) from error

@@ -49,10 +49,22 @@ class Rechecks:
         for kind, checker in self.checked:
             for namespace in wanted:
                 try:
-                    for obj in await self.kube.list(kind, namespace):
-                        await self.recheck(kind, checker, obj)
+                    found = await self.kube.list(kind, namespace)
                 except KubeError as error:
                     log.warning("could not re-validate %s: %s", kind.plural, error)
+                    continue
+                for obj in found:
+                    try:  # one object's trouble must not keep the others from being checked
+                        await self.recheck(kind, checker, obj)
+                    except KubeError as error:
+                        meta = obj.get("metadata") or {}
+                        log.warning(
+                            "could not re-validate %s %s/%s: %s",
+                            kind.kind,
+                            meta.get("namespace"),
+                            meta.get("name"),
+                            error,
+                        )
         return self.clock() + RECHECK
 
     async def recheck(self, kind: Kind, checker: Checker, obj: dict[str, Any]) -> None:

@@ -193,7 +193,7 @@ class Remediation(WatchedConcern):
             return Observation("steps", None)
         from incidentops.remediation.guards import accepted_approvals  # noqa: PLC0415
 
-        approvals = accepted_approvals(runbook, spec.approvals, since=remediation.chosen_at)
+        approvals = accepted_approvals(runbook, spec.approvals, since=remediation.chosen_at, name=remediation.runbook)
         first = engine.decide(obj["metadata"]["uid"], runbook, remediation, approvals, None, now, self.in_doubt_after)
         if first.needs is None:
             return Observation("steps", runbook, approvals=approvals)

@@ -148,13 +148,17 @@ def decide(proposal: Proposal) -> Verdict:
 
 
 def accepted_approvals(
-    runbook: RunbookSpec, approvals: Iterable[Approval], since: datetime | None = None
+    runbook: RunbookSpec, approvals: Iterable[Approval], since: datetime | None = None, name: str | None = None
 ) -> dict[str, str]:
     """Step name → who approved it, for this run only (approvals written before the runbook was chosen
-    were for another run); for a high-risk runbook only approvals by its named approvers count."""
+    were for another run, and one naming another runbook is for that runbook: a right to approve one runbook
+    must not carry over to another's step of the same name); for a high-risk runbook only approvals by its
+    named approvers count."""
     high = runbook.effective_risk() == "high"
     accepted: dict[str, str] = {}
     for approval in approvals:
+        if approval.runbook is not None and name is not None and approval.runbook != name:
+            continue
         if high and approval.by not in runbook.approvers:
             continue
         if since is not None and approval.at is not None and approval.at < since.replace(microsecond=0):

@@ -62,6 +62,15 @@ class Approval(Model):
     ]
     by: Annotated[Actor, Field(description="Who approved the step.")]
     at: Annotated[Timestamp | None, Field(description="When it was approved (RFC 3339).")] = None
+    runbook: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            description="The Runbook whose step is approved (status.remediation.runbook when it was written; kubectl "
+            "incident approve sets it). An approval naming another runbook never counts; the chart's admission "
+            "policy requires it and checks the approve verb on that Runbook.",
+        ),
+    ] = None
 
 
 RequestableState = Literal["Investigating", "Identified", "Mitigating", "Monitoring", "Closed"]
