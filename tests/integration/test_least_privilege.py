@@ -381,3 +381,47 @@ def test_the_plugin_records_who_the_apiserver_says_you_are(
     acked = runner.invoke(cli, ["ack", "db-down", "-n", ns, "--kubeconfig", str(config)])
     assert acked.exit_code == 0, acked.stderr
     assert custom_get(admin, ns, "db-down")["spec"]["acknowledgement"]["by"] == carol
+
+
+def test_cluster_wide_mode_works_with_its_cluster_role(
+    kube_cluster: KubeCluster,
+    crds: list[str],
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    tmp_path: Path,
+) -> None:
+    """No watchNamespaces: a ClusterRole. An alert naming a namespace opens its incident there (the
+    operator checks the namespace exists: the one cluster-scoped read it adds)."""
+    name = "lpc-" + namespace.rsplit("-", 1)[-1]
+    values = {"replicaCount": "0", "crds.enabled": "false", "admission.enabled": "false"}
+    install(name, namespace, kube_cluster.kubeconfig, values)
+    try:
+        config = service_account_kubeconfig(kube_cluster.api, namespace, f"{name}-incidentops", tmp_path / "sa")
+        env = {
+            "KUBECONFIG": str(config),
+            "INCIDENTOPS_WEBHOOK_TOKEN_SECRET": f"{namespace}/{name}-incidentops-webhook/token",
+            "INCIDENTOPS_INCIDENT_NAMESPACE": namespace,
+            "INCIDENTOPS_ESCALATION": "false",
+            "INCIDENTOPS_LLM": "off",
+        }
+        operator = operator_factory([], env)
+        secret_data = k8s.CoreV1Api(kube_cluster.api).read_namespaced_secret(f"{name}-incidentops-webhook", namespace)
+        token = base64.b64decode(secret_data.data["token"]).decode()
+        labels = {"alertname": "Down", "namespace": namespace, "service": "web", "severity": "critical"}
+        answer = httpx.post(
+            f"{operator.url}/api/v1/alertmanager",
+            json=am_webhook([am_alert(labels)]),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        wait_until(
+            lambda: [i for i in listed(kube_cluster.api, namespace) if status(i, "triage")],
+            timeout=60,
+            what="the incident, looked at, in the namespace the alert named",
+        )
+        logs = operator.logs()
+        assert "forbidden" not in logs.lower() and "not allowed" not in logs.lower(), logs[-3000:]
+    finally:
+        with contextlib.suppress(Exception):
+            uninstall(name, namespace, kube_cluster.kubeconfig)
