@@ -126,8 +126,10 @@ def main() -> int:
             ).raise_for_status()
         wait_until(lambda: len(listed(api, namespace)) >= 41, timeout=120, what="41 incidents")
         print(f"RSS after the demo load (41 incidents, 201 alerts, a remediation, pages): {quiet(handle):.0f} MiB")
-        forbidden = [line for line in handle.logs().splitlines() if "forbidden" in line.lower()]
-        print(f"log lines mentioning forbidden: {len(forbidden)}")
+        username = f"system:serviceaccount:{namespace}:{RELEASE}-incidentops"
+        forbidden = [line for line in handle.logs().splitlines() if f'User \\"{username}\\" cannot' in line]
+        forbidden += [line for line in handle.logs().splitlines() if f'User "{username}" cannot' in line]
+        print(f"RBAC refusals in its log: {len(forbidden)}")
         for line in forbidden[:3]:
             print("  " + json.dumps(line)[:300])
     finally:

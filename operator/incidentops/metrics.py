@@ -188,6 +188,10 @@ RULE_STATUS_WRITES = Counter(
 def _known_series() -> None:
     """Closed label sets start at zero, so that rate(), increase() and the ratios on the dashboard and in
     the PrometheusRule have a series to work on before the first failure, not "no data"."""
+    for source in ("alertmanager", "events"):
+        ALERTS_RECEIVED.labels(source)
+    for reason in ("unauthorized", "too_large", "invalid_json", "unreadable", "unreadable_entry"):
+        ALERTS_REJECTED.labels(reason)
     for severity in Severity:
         TIME_TO_ACKNOWLEDGE.labels(severity.value)
         TIME_TO_RESOLVE.labels(severity.value)
