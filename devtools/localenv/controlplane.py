@@ -104,12 +104,15 @@ def _marker_path() -> Path:
 # --- binaries ----------------------------------------------------------------------------------
 
 
+def _script_path(option: str) -> Path:
+    """The path the build script prints for one of its --print options (nothing is built)."""
+    out = subprocess.run(["bash", str(build_script()), option], check=True, capture_output=True, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
 def bin_dir() -> Path:
     """Directory the build script puts (or would put) the binaries in; nothing is built."""
-    out = subprocess.run(
-        ["bash", str(build_script()), "--print-bin-dir"], check=True, capture_output=True, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return _script_path("--print-bin-dir")
 
 
 def ensure_binaries() -> Path:
@@ -135,18 +138,12 @@ def kubectl_binary() -> Path:
 
 def prometheus_operator_crds() -> Path:
     """The prometheus-operator's CRD manifests, from its module on the Go module proxy (cached)."""
-    out = subprocess.run(
-        ["bash", str(build_script()), "--prometheus-operator-crds"], check=True, capture_output=True, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return _script_path("--prometheus-operator-crds")
 
 
 def helm_binary() -> Path:
     """The helm the build script builds next to the control plane (its own version key)."""
-    out = subprocess.run(
-        ["bash", str(build_script()), "--print-helm"], check=True, capture_output=True, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return _script_path("--print-helm")
 
 
 # --- kwokctl -----------------------------------------------------------------------------------

@@ -88,6 +88,17 @@ def patch_spec(cluster: KubeCluster, namespace: str, name: str, spec: dict[str, 
     return "" if done.returncode == 0 else done.stderr
 
 
+def send(operator: OperatorProcess, token: str, labels: dict[str, str]) -> None:
+    """One alert through the webhook, with the token the chart generated."""
+    answer = httpx.post(
+        f"{operator.url}/api/v1/alertmanager",
+        json=am_webhook([am_alert(labels)]),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def custom(api: k8s.ApiClient) -> k8s.CustomObjectsApi:
     return k8s.CustomObjectsApi(api)
 
@@ -257,13 +268,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         "deployment": "api",
         "severity": "critical",
     }
-    answer = httpx.post(
-        f"{operator.url}/api/v1/alertmanager",
-        json=am_webhook([am_alert(labels)]),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
+    send(operator, token, labels)
     incident = wait_until(
         lambda: next((i for i in listed(admin, ns) if status(i, "remediation", "phase") == "AwaitingApproval"), None),
         timeout=60,
@@ -408,13 +413,7 @@ def test_cluster_wide_mode_works_with_its_cluster_role(
         secret_data = k8s.CoreV1Api(kube_cluster.api).read_namespaced_secret(f"{name}-incidentops-webhook", namespace)
         token = base64.b64decode(secret_data.data["token"]).decode()
         labels = {"alertname": "Down", "namespace": namespace, "service": "web", "severity": "critical"}
-        answer = httpx.post(
-            f"{operator.url}/api/v1/alertmanager",
-            json=am_webhook([am_alert(labels)]),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
+        send(operator, token, labels)
         wait_until(
             lambda: [i for i in listed(kube_cluster.api, namespace) if status(i, "triage")],
             timeout=60,
