@@ -26,12 +26,11 @@ from kubernetes import client as k8s
 from measure import fresh_namespace
 from scale import quiet
 
-from incidentops.api.v1alpha1.common import GROUP, VERSION
 from localenv.controlplane import api_client, use_or_start_cluster
 from localenv.crds import install_crds
 from localenv.demo_workload import create_demo_deployment
 from localenv.helm import install, service_account_kubeconfig, uninstall
-from localenv.objects import listed, status
+from localenv.objects import create, listed, status
 from localenv.operator_process import OperatorProcess
 from localenv.payloads import am_alert, am_webhook, service_alert
 from localenv.procs import free_port, wait_until
@@ -55,7 +54,6 @@ def main() -> int:
     print(f"helm install --wait (2 replicas, namespaced, kwok pods) to Ready: {time.monotonic() - began:.1f} s")
     handle: OperatorProcess | None = None
     try:
-        custom = k8s.CustomObjectsApi(api)
         create_demo_deployment(api, namespace, "checkout", replicas=2)
         runbook = {
             "match": {"alertnames": ["CheckoutDown"]},
@@ -71,12 +69,8 @@ def main() -> int:
             "targets": [{"type": "user", "name": "alice"}],
             "channels": [{"type": "webhook", "url": standins.base("webhook") + "/page"}],
         }
-        for plural, kind, name, spec in (
-            ("runbooks", "Runbook", "scale-checkout", runbook),
-            ("escalationpolicies", "EscalationPolicy", "page", {"levels": [level]}),
-        ):
-            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        create(api, namespace, "Runbook", "scale-checkout", runbook)
+        create(api, namespace, "EscalationPolicy", "page", {"levels": [level]})
         sa_config = service_account_kubeconfig(api, namespace, f"{RELEASE}-incidentops", work / "sa.kubeconfig")
         secret = k8s.CoreV1Api(api).read_namespaced_secret(f"{RELEASE}-incidentops-webhook", namespace)
         token = base64.b64decode(secret.data["token"]).decode()

@@ -16,19 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client as k8s
 
 from localenv.controlplane import KubeCluster
 from localenv.helm import render
 from localenv.monitoring import Prometheus
-from localenv.objects import listed, status
+from localenv.objects import create, get, listed, patch_spec, status
 from localenv.operator_process import OperatorProcess
 from localenv.payloads import am_webhook, service_alert
 from localenv.procs import wait_until
 from localenv.standins import StandIns
 
 pytestmark = pytest.mark.e2e
-GROUP, VERSION = "incidentops.dev", "v1alpha1"
 RELEASE, JOB = "io", "io-incidentops"  # the ServiceMonitor's job label is the release's Service
 TOKEN = "monitoring-token"
 MONITORING = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
@@ -72,10 +70,7 @@ def test_every_query_of_the_dashboard_and_the_rules_returns_data(
         "targets": [{"type": "user", "name": "alice"}],
         "channels": [{"type": "webhook", "url": standins.base("webhook") + "/page"}],
     }
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "EscalationPolicy", "metadata": {"name": "page"}}
-    k8s.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "escalationpolicies", {**body, "spec": {"levels": [level]}}
-    )
+    create(api, namespace, "EscalationPolicy", "page", {"levels": [level]})
     env = {"INCIDENTOPS_WEBHOOK_TOKEN": TOKEN, "INCIDENTOPS_NOTIFY_ALLOW": standins.allow, "INCIDENTOPS_LLM": "off"}
     operator = operator_factory([namespace], env)
     prometheus = prometheus_factory(scrape_targets=[f"127.0.0.1:{operator.port}"], job_name=JOB)
@@ -90,22 +85,13 @@ def test_every_query_of_the_dashboard_and_the_rules_returns_data(
     standins.wait_for("webhook", 1, timeout=30)
     [incident] = wait_until(lambda: listed(api, namespace), timeout=30, what="the incident")
     name = incident["metadata"]["name"]
-    custom = k8s.CustomObjectsApi(api)
-    custom.patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, "incidents", name, {"spec": {"acknowledgement": {"by": "alice"}}}
-    )
+    patch_spec(api, namespace, "Incident", name, {"acknowledgement": {"by": "alice"}})
     wait_until(
-        lambda: (
-            status(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name), "state")
-            == "Acknowledged"
-        ),
+        lambda: status(get(api, namespace, "Incident", name), "state") == "Acknowledged",
         timeout=30,
         what="acknowledged",
     )
-    resolution = {"by": "alice", "summary": "rolled back"}
-    custom.patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, "incidents", name, {"spec": {"resolution": resolution}}
-    )
+    patch_spec(api, namespace, "Incident", name, {"resolution": {"by": "alice", "summary": "rolled back"}})
     prometheus.wait_for_value(
         f'sum(incidentops_time_to_resolve_seconds_count{{job="{JOB}"}})', lambda v: v >= 1, timeout=60
     )

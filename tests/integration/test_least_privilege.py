@@ -27,7 +27,7 @@ from localenv.demo_workload import create_demo_deployment
 from localenv.helm import install, service_account_kubeconfig, uninstall
 from localenv.monitoring import Prometheus
 from localenv.names import namespace_for_test
-from localenv.objects import listed, status
+from localenv.objects import create, get, listed, secret, status
 from localenv.operator_process import OperatorProcess
 from localenv.payloads import am_alert, am_webhook
 from localenv.procs import wait_until
@@ -99,15 +99,6 @@ def send(operator: OperatorProcess, token: str, labels: dict[str, str]) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def custom(api: k8s.ApiClient) -> k8s.CustomObjectsApi:
-    return k8s.CustomObjectsApi(api)
-
-
-def create(api: k8s.ApiClient, namespace: str, kind: str, plural: str, name: str, spec: dict[str, Any]) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-
-
 def bind(api: k8s.ApiClient, namespace: str, name: str, cluster_role: str, user: str) -> None:
     body = {
         "metadata": {"name": name},
@@ -115,13 +106,6 @@ def bind(api: k8s.ApiClient, namespace: str, name: str, cluster_role: str, user:
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     }
     k8s.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, body)
-
-
-def secret(api: k8s.ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    k8s.CoreV1Api(api).create_namespaced_secret(
-        namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data=encoded)
-    )
 
 
 def policy_in_force(cluster: KubeCluster, namespace: str, probe: str) -> None:
@@ -181,7 +165,7 @@ def test_the_service_account_reads_only_named_secrets_and_acts_only_where_it_is_
     create_demo_deployment(admin, other, "api", replicas=1)
     operator = api_client(release.kubeconfig)
     core, apps = k8s.CoreV1Api(operator), k8s.AppsV1Api(operator)
-    crs = custom(operator)
+    crs = k8s.CustomObjectsApi(operator)
     try:
         # what it needs works
         assert core.read_namespaced_secret("paging", ns).data["slack-webhook"]
@@ -227,7 +211,6 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         admin,
         ns,
         "Runbook",
-        "runbooks",
         "scale-api",
         {
             "match": {"alertnames": ["PodsCrashing"]},
@@ -245,7 +228,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         "targets": [{"type": "user", "name": "alice"}],
         "channels": [{"type": "slack", "secretRef": {"name": "paging", "key": "slack-webhook"}}],
     }
-    create(admin, ns, "EscalationPolicy", "escalationpolicies", "page", {"levels": [level]})
+    create(admin, ns, "EscalationPolicy", "page", {"levels": [level]})
     prometheus = prometheus_factory(scrape_targets=[])
     env = {
         "KUBECONFIG": str(release.kubeconfig),
@@ -283,7 +266,6 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         admin,
         ns,
         "DetectionRule",
-        "detectionrules",
         "payments-errors",
         {"expr": FIRES, "interval": "5s", "severity": "SEV3"},
     )
@@ -307,7 +289,9 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         kube_cluster, ns, name, {"acknowledgement": {"by": "bob"}}, "alice"
     )
     assert patch_spec(kube_cluster, ns, name, {"acknowledgement": {"by": "alice"}}, "alice") == ""
-    wait_until(lambda: status(custom_get(admin, ns, name), "state") == "Acknowledged", timeout=30, what="acknowledged")
+    wait_until(
+        lambda: status(get(admin, ns, "Incident", name), "state") == "Acknowledged", timeout=30, what="acknowledged"
+    )
     assert deployment_replicas(admin, ns) == 2  # nothing ran without the approval
 
     bind(admin, ns, "bob-approves", f"{release.fullname}-approver", "bob")
@@ -334,7 +318,7 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
         == ""
     )
     done = wait_until(
-        lambda: i if status(i := custom_get(admin, ns, name), "remediation", "phase") == "Done" else None,
+        lambda: i if status(i := get(admin, ns, "Incident", name), "remediation", "phase") == "Done" else None,
         timeout=60,
         what="the approved runbook done, by the operator's identity",
     )
@@ -344,11 +328,6 @@ def test_alerts_detection_remediation_and_escalation_work_with_only_the_charts_r
     # the operator never hit a right it lacked (RBAC's refusals name the user)
     refusals = [line for line in operator.logs().splitlines() if f'User "{release.username}" cannot' in line]
     assert not refusals, refusals[:3]
-
-
-def custom_get(api: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
-    return found
 
 
 def deployment_replicas(api: k8s.ApiClient, namespace: str) -> int:
@@ -377,7 +356,7 @@ def test_the_plugin_records_who_the_apiserver_says_you_are(
             "subjects": [{"kind": "ServiceAccount", "name": "carol", "namespace": ns}],
         },
     )
-    create(admin, ns, "Incident", "incidents", "db-down", {"title": "db is down", "severity": "SEV2", "service": "db"})
+    create(admin, ns, "Incident", "db-down", {"title": "db is down", "severity": "SEV2", "service": "db"})
     policy_in_force(kube_cluster, ns, "db-down")
     config = service_account_kubeconfig(admin, ns, "carol", tmp_path / "carol.kubeconfig")
     runner = CliRunner()
@@ -385,7 +364,7 @@ def test_the_plugin_records_who_the_apiserver_says_you_are(
     assert lied.exit_code == 1 and f"must be the user making the request ({carol})" in lied.stderr
     acked = runner.invoke(cli, ["ack", "db-down", "-n", ns, "--kubeconfig", str(config)])
     assert acked.exit_code == 0, acked.stderr
-    assert custom_get(admin, ns, "db-down")["spec"]["acknowledgement"]["by"] == carol
+    assert get(admin, ns, "Incident", "db-down")["spec"]["acknowledgement"]["by"] == carol
 
 
 def test_cluster_wide_mode_works_with_its_cluster_role(
